@@ -1,0 +1,62 @@
+# inferstack: every entry point a user or CI needs. Each target installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BUILD  := build
+
+# Offline machines carry the AWS provider as a filesystem mirror; where TF_PLUGIN_MIRROR is
+# set, Terraform reads it through a CLI config written here. Elsewhere the registry is used.
+TF_PLUGIN_CACHE := $(CURDIR)/$(BUILD)/terraform/plugin-cache
+ifneq ($(strip $(TF_PLUGIN_MIRROR)),)
+export TF_CLI_CONFIG_FILE := $(CURDIR)/$(BUILD)/terraform/terraformrc
+else
+export TF_PLUGIN_CACHE_DIR := $(TF_PLUGIN_CACHE)
+endif
+
+.PHONY: help venv lint fmt test test-unit test-terraform test-integration bench build model up down demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,build]'
+	touch $@
+
+venv: $(STAMP) ## create .venv with the pinned dependencies
+
+$(BUILD)/terraform/terraformrc:
+	@mkdir -p $(dir $@) $(TF_PLUGIN_CACHE)
+	@printf 'plugin_cache_dir = "%s"\nprovider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n' \
+		"$(TF_PLUGIN_CACHE)" "$(TF_PLUGIN_MIRROR)" > $@
+
+tf-config: $(if $(strip $(TF_PLUGIN_MIRROR)),$(BUILD)/terraform/terraformrc)
+	@mkdir -p $(TF_PLUGIN_CACHE)
+
+lint: $(STAMP) ## ruff and terraform fmt
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	terraform fmt -check -recursive
+
+fmt: $(STAMP) ## format Python and Terraform
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	terraform fmt -recursive
+
+test: $(STAMP) tf-config lint ## every test: unit, terraform, integration (emulator), localstack
+	$(BIN)/pytest
+
+test-unit: $(STAMP) ## unit tests only (fast)
+	$(BIN)/pytest tests/unit
+
+bench: $(STAMP) ## benchmarks: real-time and batch, printed and written to build/bench/
+	$(BIN)/python tests/bench/bench_realtime.py
+	$(BIN)/python tests/bench/bench_batch.py
+
+clean: ## remove build outputs and the virtualenv
+	rm -rf $(BUILD) $(VENV)
