@@ -17,7 +17,7 @@ else
 export TF_PLUGIN_CACHE_DIR := $(TF_PLUGIN_CACHE)
 endif
 
-.PHONY: help venv lint fmt test test-unit test-terraform test-integration bench build model up down demo clean
+.PHONY: help venv lint fmt test test-unit test-terraform test-integration bench build model up down demo clean checkov
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,15 @@ $(BUILD)/terraform/terraformrc:
 tf-config: $(if $(strip $(TF_PLUGIN_MIRROR)),$(BUILD)/terraform/terraformrc)
 	@mkdir -p $(TF_PLUGIN_CACHE)
 
+# checkov pins versions that conflict with the project's (boto3), so it lives in its own venv.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(BUILD)/tools/checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv $(BUILD)/tools/checkov
+	$(BUILD)/tools/checkov/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+
+checkov: $(CHECKOV) ## install checkov (terraform static analysis) in build/tools/checkov
+
 lint: $(STAMP) ## ruff and terraform fmt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,7 +57,7 @@ fmt: $(STAMP) ## format Python and Terraform
 	$(BIN)/ruff check --fix .
 	terraform fmt -recursive
 
-test: $(STAMP) tf-config lint ## every test: unit, terraform, integration (emulator), localstack
+test: $(STAMP) tf-config checkov lint ## every test: unit, terraform, integration (emulator), localstack
 	$(BIN)/pytest
 
 test-unit: $(STAMP) ## unit tests only (fast)

@@ -1,0 +1,277 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+
+  kms_key_arn = var.create_kms_key ? aws_kms_key.this[0].arn : var.kms_key_arn
+
+  # The three files of a bundle and the content type each is served with.
+  bundle_files = {
+    "model.tflite" = "application/octet-stream"
+    "labels.txt"   = "text/plain; charset=utf-8"
+    "model.json"   = "application/json"
+  }
+
+  # model.json is the single source of truth for the bundle's name, version and checksum.
+  manifest         = var.upload_model_bundle ? jsondecode(file("${var.model_bundle_dir}/model.json")) : null
+  model_name       = var.upload_model_bundle ? tostring(local.manifest.name) : null
+  model_version    = var.upload_model_bundle ? tostring(local.manifest.version) : null
+  model_sha256     = var.upload_model_bundle ? lower(tostring(local.manifest.sha256)) : null
+  model_key_prefix = var.upload_model_bundle ? "${var.model_prefix}/${local.model_name}/${local.model_version}" : var.model_prefix
+}
+
+################################################################################
+# KMS key
+################################################################################
+
+data "aws_iam_policy_document" "kms" {
+  #checkov:skip=CKV_AWS_111:Key policy: resource "*" means this key only; service statements carry account/ARN conditions.
+  #checkov:skip=CKV_AWS_356:Key policy: resource "*" means this key only, it cannot be narrowed further.
+  #checkov:skip=CKV_AWS_109:Key policy: the account must administer its own key, or the key becomes unmanageable.
+  count = var.create_kms_key ? 1 : 0
+
+  # In a key policy "*" as resource means "this key". The account statement is what lets IAM
+  # policies in this account grant use of the key; it lists actions instead of kms:*.
+  statement {
+    sid    = "AccountAdministersAndDelegatesThroughIam"
+    effect = "Allow"
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+    actions = [
+      "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
+      "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource",
+      "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
+      "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+    ]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_service_access.logs ? [1] : []
+    content {
+      sid    = "CloudWatchLogsForStackLogGroups"
+      effect = "Allow"
+      principals {
+        type        = "Service"
+        identifiers = ["logs.${local.region}.amazonaws.com"]
+      }
+      actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+      resources = ["*"]
+      condition {
+        test     = "ArnLike"
+        variable = "kms:EncryptionContext:aws:logs:arn"
+        values = [
+          "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${var.name_prefix}*",
+          "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/*/${var.name_prefix}*",
+          "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:aws-waf-logs-${var.name_prefix}*",
+        ]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_service_access.cloudwatch_alarms ? [1] : []
+    content {
+      sid    = "CloudWatchAlarmsPublishToEncryptedTopics"
+      effect = "Allow"
+      principals {
+        type        = "Service"
+        identifiers = ["cloudwatch.amazonaws.com"]
+      }
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      resources = ["*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_service_access.s3_notifications ? [1] : []
+    content {
+      sid    = "S3NotificationsToEncryptedQueues"
+      effect = "Allow"
+      principals {
+        type        = "Service"
+        identifiers = ["s3.amazonaws.com"]
+      }
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      resources = ["*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+      condition {
+        test     = "ArnLike"
+        variable = "aws:SourceArn"
+        values   = ["arn:${local.partition}:s3:::${var.name_prefix}*"]
+      }
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  count = var.create_kms_key ? 1 : 0
+
+  description             = "${var.name_prefix}: model bucket, logs and alarm topic encryption"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_key_deletion_window_days
+  policy                  = data.aws_iam_policy_document.kms[0].json
+  tags                    = var.tags
+}
+
+resource "aws_kms_alias" "this" {
+  count = var.create_kms_key ? 1 : 0
+
+  name          = "alias/${var.name_prefix}"
+  target_key_id = aws_kms_key.this[0].key_id
+}
+
+################################################################################
+# Model bucket
+################################################################################
+
+resource "aws_s3_bucket" "this" {
+  #checkov:skip=CKV_AWS_144:Models are re-uploaded from the bundle by Terraform; cross-region replication is the deployer's choice, not a module default.
+  #checkov:skip=CKV2_AWS_62:Nothing reacts to model uploads; the functions read the bundle at start-up.
+  #checkov:skip=CKV_AWS_18:Access logging is optional (enable_access_logging) because it needs a separate log bucket.
+  bucket        = var.bucket_name
+  bucket_prefix = var.bucket_name == null ? "${var.name_prefix}-models-" : null
+  force_destroy = var.force_destroy
+  tags          = var.tags
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  bucket = aws_s3_bucket.this.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  bucket                  = aws_s3_bucket.this.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "this" {
+  bucket = aws_s3_bucket.this.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = local.kms_key_arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_expiration_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  # Lifecycle rules apply to versions, so versioning must exist first.
+  depends_on = [aws_s3_bucket_versioning.this]
+}
+
+resource "aws_s3_bucket_logging" "this" {
+  count = var.enable_access_logging ? 1 : 0
+
+  bucket        = aws_s3_bucket.this.id
+  target_bucket = var.access_logging.target_bucket
+  target_prefix = var.access_logging.target_prefix
+}
+
+data "aws_iam_policy_document" "bucket" {
+  count = var.enable_tls_only_policy ? 1 : 0
+
+  # A Deny covering every S3 action is the point of this statement, so "s3:*" is deliberate.
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    resources = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  count = var.enable_tls_only_policy ? 1 : 0
+
+  bucket = aws_s3_bucket.this.id
+  policy = data.aws_iam_policy_document.bucket[0].json
+
+  # A policy and a public access block written at the same time can conflict on AWS.
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
+################################################################################
+# Model bundle upload
+################################################################################
+
+resource "aws_s3_object" "bundle" {
+  for_each = var.upload_model_bundle ? local.bundle_files : {}
+
+  bucket       = aws_s3_bucket.this.id
+  key          = "${local.model_key_prefix}/${each.key}"
+  source       = "${var.model_bundle_dir}/${each.key}"
+  content_type = each.value
+  # With kms_key_id the provider cannot use etag for change detection; source_hash is the
+  # content checksum Terraform compares instead.
+  source_hash            = filemd5("${var.model_bundle_dir}/${each.key}")
+  server_side_encryption = "aws:kms"
+  kms_key_id             = local.kms_key_arn
+  tags                   = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = can(regex("^[A-Za-z0-9._-]+$", local.model_name)) && can(regex("^[A-Za-z0-9._-]+$", local.model_version))
+      error_message = "model.json name and version must be non-empty and use only letters, digits, '.', '_' and '-' (they become S3 key segments)."
+    }
+    precondition {
+      condition     = can(regex("^[0-9a-f]{64}$", local.model_sha256)) && (each.key != "model.tflite" || local.model_sha256 == filesha256("${var.model_bundle_dir}/model.tflite"))
+      error_message = "model.json sha256 does not match model.tflite: the bundle is inconsistent, rebuild it."
+    }
+  }
+
+  depends_on = [
+    aws_s3_bucket_server_side_encryption_configuration.this,
+    aws_s3_bucket_ownership_controls.this,
+  ]
+}
