@@ -1,0 +1,169 @@
+"""``inferstack batch ...``: bulk submit over a prefix and job status.
+
+Added to the ``inferstack`` parser by ``add_batch_commands``. Options default to the same
+environment variables the dispatcher reads (DATA_BUCKET, JOB_QUEUE, JOB_DEFINITION,
+INPUT_PREFIX, MANIFEST_PREFIX, OUTPUT_PREFIX, IMAGES_PER_CHILD, MAX_ARRAY_SIZE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from inferstack.batch.manifest import Item, make_item
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class Progress:
+    """Rate-limited progress lines on stderr (stdout carries the results)."""
+
+    def __init__(self, every_seconds: float = 2.0, stream: Any = None) -> None:
+        self.every = every_seconds
+        self.stream = stream or sys.stderr
+        self.start = self.last = time.monotonic()
+        self.listed = self.accepted = 0
+        self.manifests = 0
+
+    def tick(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.every:
+            self.last = now
+            rate = self.listed / max(now - self.start, 1e-9)
+            print(
+                f"listed {self.listed} objects ({rate:.0f}/s), {self.accepted} images, "
+                f"{self.manifests} manifests",
+                file=self.stream,
+                flush=True,
+            )
+
+
+def list_images(
+    s3: Any, bucket: str, prefix: str, accept: Callable[[str], bool], progress: Progress
+) -> Iterator[Item]:
+    """Stream the images under ``prefix`` in key order, one listing page in memory at a time."""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}
+    ):
+        for obj in page.get("Contents", []):
+            progress.listed += 1
+            if accept(obj["Key"]):
+                progress.accepted += 1
+                yield make_item(obj["Key"], obj.get("ETag"))
+        progress.tick()
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from inferstack.batch.clients import make_client  # noqa: PLC0415
+    from inferstack.batch.settings import BatchSettings, SettingsError  # noqa: PLC0415
+    from inferstack.batch.submit import JobSubmitter, Submission  # noqa: PLC0415
+
+    try:
+        settings = BatchSettings.from_env(
+            require_jobs=not args.dry_run,
+            bucket=args.bucket,
+            job_queue=args.job_queue,
+            job_definition=args.job_definition,
+            input_prefix=args.input_prefix,
+            manifest_prefix=args.manifest_prefix,
+            images_per_child=args.images_per_child,
+            max_array_size=args.max_array_size,
+        )
+    except SettingsError as exc:
+        print(f"inferstack: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    s3 = make_client("s3")
+    batch = None if args.dry_run else make_client("batch")
+    submitter = JobSubmitter(settings, s3, batch, dry_run=args.dry_run, owner=f"cli:{os.getpid()}")
+    progress = Progress()
+
+    def report(submission: Submission) -> None:
+        progress.manifests += 1
+        print(json.dumps(submission.to_dict(), sort_keys=True), flush=True)
+        progress.tick(force=True)
+
+    items = list_images(s3, settings.bucket, args.prefix, settings.has_image_suffix, progress)
+    submissions = submitter.submit_items(
+        items, salt=args.salt, source="submit", on_submission=report
+    )
+    progress.tick(force=True)
+    if not submissions:
+        print(f"no images under s3://{settings.bucket}/{args.prefix}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from inferstack.batch.clients import make_client  # noqa: PLC0415
+    from inferstack.batch.naming import job_summary_key, normalize_prefix  # noqa: PLC0415
+    from inferstack.batch.summary import job_status, write_json  # noqa: PLC0415
+
+    bucket = args.bucket or os.environ.get("DATA_BUCKET", "")
+    if not bucket:
+        print("inferstack: error: --bucket or DATA_BUCKET is required", file=sys.stderr)
+        return EXIT_USAGE
+    output_prefix = normalize_prefix(args.output_prefix)
+    s3 = make_client("s3")
+    status = job_status(s3, bucket, output_prefix, args.job_id, args.children)
+    if args.write and status["complete"]:
+        write_json(s3, bucket, job_summary_key(output_prefix, args.job_id), status)
+    print(json.dumps(status, indent=1, sort_keys=True))
+    return EXIT_OK if status["complete"] else EXIT_FAILED
+
+
+def _env_int(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else None
+
+
+def add_batch_commands(subparsers: Any) -> None:
+    batch = subparsers.add_parser("batch", help="batch jobs: bulk submit, status")
+    commands = batch.add_subparsers(dest="batch_command", metavar="COMMAND", required=True)
+
+    submit = commands.add_parser(
+        "submit",
+        help="submit array jobs over every image under a prefix (backfill)",
+        description="List s3://BUCKET/PREFIX (streaming), write manifests and submit one array "
+        "job per manifest. Idempotent: the same images (keys and ETags) map to the same "
+        "manifest and job name, and an already submitted manifest is not submitted again. "
+        "Progress goes to stderr, one JSON line per manifest to stdout.",
+    )
+    submit.add_argument("--bucket", default=None, help="data bucket (default $DATA_BUCKET)")
+    submit.add_argument("--prefix", required=True, help="key prefix to list, e.g. input/2024/")
+    submit.add_argument("--images-per-child", type=int, default=_env_int("IMAGES_PER_CHILD"))
+    submit.add_argument("--max-array-size", type=int, default=_env_int("MAX_ARRAY_SIZE"))
+    submit.add_argument("--job-queue", default=None, help="default $JOB_QUEUE")
+    submit.add_argument("--job-definition", default=None, help="default $JOB_DEFINITION")
+    submit.add_argument(
+        "--input-prefix", default=None, help="root of the output mirror (default $INPUT_PREFIX)"
+    )
+    submit.add_argument("--manifest-prefix", default=None, help="default $MANIFEST_PREFIX")
+    submit.add_argument(
+        "--salt",
+        default="",
+        help="run the same images again as a new job (e.g. after a model update)",
+    )
+    submit.add_argument(
+        "--dry-run", action="store_true", help="list and plan only: write and submit nothing"
+    )
+    submit.set_defaults(func=_cmd_submit)
+
+    status = commands.add_parser(
+        "status",
+        help="aggregate a job's child summaries",
+        description="Read output/_summaries/<job id>/*.json and print the job summary; exit 1 "
+        "while children are missing. --write stores it as output/_summaries/<job id>.json.",
+    )
+    status.add_argument("--job-id", required=True)
+    status.add_argument("--bucket", default=None, help="default $DATA_BUCKET")
+    status.add_argument("--output-prefix", default=os.environ.get("OUTPUT_PREFIX", "output/"))
+    status.add_argument("--children", type=int, default=None, help="children the job has")
+    status.add_argument("--write", action="store_true", help="write the job summary if complete")
+    status.set_defaults(func=_cmd_status)

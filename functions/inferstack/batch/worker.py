@@ -1,0 +1,392 @@
+"""The batch worker: one array child classifies its shard of a manifest.
+
+Pipeline: a small thread pool does the I/O-bound and GIL-releasing work (S3 GET, Pillow
+decode with JPEG draft mode, resize) and the output PUTs, while the main thread runs the
+interpreter (itself multi-threaded over the CPUs). At most ``prefetch`` images are fetched or
+decoded ahead of inference, so memory stays bounded whatever the shard size, and results are
+taken in completion order so one slow GET (a retry with backoff) does not stall inference.
+
+Resuming: the shard's output range is listed once; an image whose output exists is HEADed and
+skipped when the output's metadata names the same input ETag and model sha256. Outputs have
+deterministic keys, so a rerun overwrites, never duplicates.
+
+Failures: an image that cannot be classified (corrupt, too large, unsupported format, deleted
+since the upload) becomes an error record and the shard goes on. Infrastructure faults (S3
+unreachable after botocore's retries, model unavailable, manifest unreadable) end the process
+with EXIT_TEMPFAIL (75) so the job definition's retry strategy retries the child; a manifest
+that is malformed or an array index outside it ends with EXIT_DATAERR (65), not worth a retry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from inferstack.batch import records
+from inferstack.batch.manifest import Item, Manifest, ManifestError, Shard, parse_shard
+from inferstack.batch.naming import (
+    child_summary_key,
+    normalize_etag,
+    normalize_prefix,
+    output_key,
+    parent_job_id,
+)
+from inferstack.batch.summary import maybe_write_job_summary, write_json
+from inferstack.errors import ImageError, ImageTooLarge
+from inferstack.s3 import parse_s3_uri
+
+EXIT_OK = 0
+EXIT_DATAERR = 65  # sysexits EX_DATAERR: malformed manifest, index out of range (no retry)
+EXIT_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: infrastructure fault, retry the child
+
+_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+# Errors while streaming a body are not retried by botocore (it retries requests only).
+_BODY_READ_ATTEMPTS = 3
+
+
+class InfrastructureError(Exception):
+    """S3, the model or the manifest is unavailable: the child should be retried."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    manifest_uri: str
+    model_uri: str
+    array_index: int = 0
+    job_id: str = ""
+    output_bucket: str = ""  # empty: the manifest's bucket
+    output_prefix: str = "output/"
+    io_threads: int = 3
+    prefetch: int = 8
+    interpreter_threads: int | None = None
+    top_k: int = 5
+    max_image_bytes: int | None = None
+    max_image_pixels: int | None = None
+
+
+@dataclass
+class Fetched:
+    item: Item
+    out_key: str
+    kind: str  # "skip" | "ready" | "error"
+    pixels: Any = None
+    etag: str = ""
+    error: tuple[str, str] | None = None
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ShardStats:
+    images: int = 0
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    infer_seconds: float = 0.0
+
+    def add_error(self, code: str) -> None:
+        self.failed += 1
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return str(code or status or type(exc).__name__)
+
+
+def _common_prefix(a: str, b: str) -> str:
+    """Character-wise common prefix (S3 prefixes are strings, not paths)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+def read_manifest(s3: Any, uri: str) -> Manifest:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    try:
+        location = parse_s3_uri(uri)
+    except ValueError as exc:
+        raise ManifestError(str(exc)) from exc
+    try:
+        body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        raise InfrastructureError(f"cannot read manifest {uri}: {exc}") from exc
+    return Manifest.from_json(body)
+
+
+def read_shard(s3: Any, manifest: Manifest, index: int, manifest_bucket: str) -> list[Item]:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    if not 0 <= index < manifest.children:
+        raise ManifestError(f"array index {index} outside the manifest's {manifest.children}")
+    shard: Shard = manifest.shards[index]
+    try:
+        body = s3.get_object(Bucket=manifest_bucket, Key=shard.key)["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        raise InfrastructureError(f"cannot read shard {shard.key}: {exc}") from exc
+    return parse_shard(body, shard)
+
+
+class ShardWorker:
+    """Classifies one shard; ``classifier`` is an inferstack.classifier.Classifier."""
+
+    def __init__(self, config: WorkerConfig, s3: Any, classifier: Any, manifest: Manifest) -> None:
+        from inferstack.images import ImageLimits  # noqa: PLC0415
+
+        self.config = config
+        self.s3 = s3
+        self.classifier = classifier
+        self.manifest = manifest
+        self.output_bucket = config.output_bucket or manifest.bucket
+        self.output_prefix = normalize_prefix(config.output_prefix)
+        defaults = ImageLimits()
+        self.limits = ImageLimits(
+            max_bytes=config.max_image_bytes or defaults.max_bytes,
+            max_pixels=config.max_image_pixels or defaults.max_pixels,
+        )
+        bundle = classifier.bundle
+        self.model = records.model_info(bundle.name, bundle.version, bundle.sha256)
+        self.job = {"id": parent_job_id(config.job_id), "array_index": config.array_index}
+
+    # ------------------------------------------------------------------ resume
+
+    def existing_outputs(self, out_keys: list[str]) -> set[str]:
+        """Which of ``out_keys`` exist: one listing over their key range, not a HEAD each."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        if not out_keys:
+            return set()
+        wanted = set(out_keys)
+        low, high = min(out_keys), max(out_keys)
+        prefix = _common_prefix(low, high)
+        found: set[str] = set()
+        paginator = self.s3.get_paginator("list_objects_v2")
+        try:
+            # StartAfter is exclusive: start just before ``low`` (a shorter key sorts first).
+            pages = paginator.paginate(
+                Bucket=self.output_bucket, Prefix=prefix, StartAfter=low[:-1]
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    key = obj["Key"]
+                    if key > high:
+                        return found
+                    if key in wanted:
+                        found.add(key)
+        except (ClientError, BotoCoreError) as exc:
+            raise InfrastructureError(f"cannot list outputs under {prefix}: {exc}") from exc
+        return found
+
+    def output_is_current(self, out_key: str, item: Item) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            head = self.s3.head_object(Bucket=self.output_bucket, Key=out_key)
+        except ClientError as exc:
+            if error_code(exc) in _NOT_FOUND:
+                return False
+            raise InfrastructureError(f"cannot HEAD {out_key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise InfrastructureError(f"cannot HEAD {out_key}: {exc}") from exc
+        return records.is_current(
+            head.get("Metadata", {}), input_etag=item.etag, model_sha256=self.model["sha256"]
+        )
+
+    # ------------------------------------------------------------------ stages
+
+    def _get(self, item: Item) -> tuple[bytes | None, str, tuple[str, str] | None]:
+        """(data, etag, error) for an input; raises InfrastructureError for S3 faults."""
+        from botocore.exceptions import (  # noqa: PLC0415
+            BotoCoreError,
+            ClientError,
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
+
+        bucket = self.manifest.bucket
+        for attempt in range(1, _BODY_READ_ATTEMPTS + 1):
+            try:
+                response = self.s3.get_object(Bucket=bucket, Key=item.key)
+            except ClientError as exc:
+                if error_code(exc) in _NOT_FOUND:
+                    return None, item.etag, (records.CODE_NOT_FOUND, f"input {item.key} not found")
+                raise InfrastructureError(f"cannot GET s3://{bucket}/{item.key}: {exc}") from exc
+            except BotoCoreError as exc:
+                raise InfrastructureError(f"cannot GET s3://{bucket}/{item.key}: {exc}") from exc
+            etag = normalize_etag(response.get("ETag")) or item.etag
+            size = int(response.get("ContentLength") or 0)
+            if size > self.limits.max_bytes:
+                response["Body"].close()
+                error = ImageTooLarge(
+                    f"image is {size} bytes, over the limit of {self.limits.max_bytes}"
+                )
+                return None, etag, (error.code, error.message)
+            try:
+                return response["Body"].read(), etag, None
+            except (IncompleteReadError, ReadTimeoutError, ResponseStreamingError) as exc:
+                if attempt == _BODY_READ_ATTEMPTS:
+                    raise InfrastructureError(
+                        f"cannot read s3://{bucket}/{item.key}: {exc}"
+                    ) from exc
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
+
+    def fetch(self, item: Item, out_key: str, output_exists: bool) -> Fetched:
+        """Runs in the pool: skip check, GET, decode + preprocess."""
+        start = time.perf_counter()
+        if output_exists and self.output_is_current(out_key, item):
+            return Fetched(item, out_key, "skip")
+        data, etag, error = self._get(item)
+        fetched = time.perf_counter()
+        if error is not None or data is None:
+            return Fetched(item, out_key, "error", etag=etag, error=error)
+        try:
+            pixels = self.classifier.prepare(data, self.limits)
+        except ImageError as exc:
+            return Fetched(item, out_key, "error", etag=etag, error=(exc.code, exc.message))
+        timing = {
+            "fetch": _ms(fetched - start),
+            "decode_preprocess": _ms(time.perf_counter() - fetched),
+        }
+        return Fetched(item, out_key, "ready", pixels=pixels, etag=etag, timing_ms=timing)
+
+    def write(self, out_key: str, record: dict[str, Any]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            self.s3.put_object(
+                Bucket=self.output_bucket,
+                Key=out_key,
+                Body=records.encode(record),
+                ContentType="application/json",
+                Metadata=records.output_metadata(record),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise InfrastructureError(f"cannot write {out_key}: {exc}") from exc
+
+    def record_for(self, fetched: Fetched, stats: ShardStats) -> dict[str, Any]:
+        """Classify (main thread) or turn the fetch error into an error record."""
+        source = records.input_info(self.manifest.bucket, fetched.item.key, fetched.etag)
+        if fetched.kind == "error":
+            assert fetched.error is not None
+            stats.add_error(fetched.error[0])
+            code, message = fetched.error
+            return records.error_record(
+                code, message, model=self.model, source=source, job=self.job
+            )
+        start = time.perf_counter()
+        predictions = self.classifier.classify_array(fetched.pixels, top_k=self.config.top_k)
+        infer = time.perf_counter() - start
+        stats.infer_seconds += infer
+        stats.ok += 1
+        timing = {**fetched.timing_ms, "infer": _ms(infer)}
+        timing["total"] = round(sum(timing.values()), 3)
+        return records.result_record(
+            predictions, model=self.model, source=source, timing_ms=timing, job=self.job
+        )
+
+    # ------------------------------------------------------------------ pipeline
+
+    def run(self, items: list[Item]) -> ShardStats:
+        stats = ShardStats(images=len(items))
+        in_prefix = self.manifest.input_prefix
+        out_keys = [output_key(i.key, in_prefix, self.output_prefix) for i in items]
+        existing = self.existing_outputs(out_keys)
+        todo: Iterable[tuple[Item, str]] = iter(zip(items, out_keys, strict=True))
+        depth = max(1, self.config.prefetch)
+        pool = ThreadPoolExecutor(
+            max_workers=max(1, self.config.io_threads), thread_name_prefix="io"
+        )
+        fetching: set[Future[Fetched]] = set()
+        writing: set[Future[None]] = set()
+        try:
+            while True:
+                while len(fetching) < depth and (nxt := next(todo, None)) is not None:
+                    fetching.add(pool.submit(self.fetch, nxt[0], nxt[1], nxt[1] in existing))
+                if not fetching:
+                    break
+                done, fetching = wait(fetching, return_when=FIRST_COMPLETED)
+                for future in done:
+                    fetched = future.result()  # re-raises InfrastructureError
+                    if fetched.kind == "skip":
+                        stats.skipped += 1
+                        continue
+                    record = self.record_for(fetched, stats)
+                    writing.add(pool.submit(self.write, fetched.out_key, record))
+                writing = self._reap(writing, limit=depth)
+            self._reap(writing, limit=0)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return stats
+
+    @staticmethod
+    def _reap(writing: set[Future[None]], *, limit: int) -> set[Future[None]]:
+        """Surface write errors; block while more than ``limit`` writes are in flight."""
+        pending = set()
+        for future in writing:
+            if future.done():
+                future.result()
+            else:
+                pending.add(future)
+        while len(pending) > limit:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()
+        return pending
+
+    # ------------------------------------------------------------------ summary
+
+    def child_summary(
+        self, stats: ShardStats, seconds: float, load_seconds: float
+    ) -> dict[str, Any]:
+        processed = stats.ok + stats.failed
+        return {
+            "job_id": self.job["id"],
+            "array_index": self.config.array_index,
+            "children": self.manifest.children,
+            "manifest": self.config.manifest_uri,
+            "manifest_id": self.manifest.id,
+            "shard": self.manifest.shards[self.config.array_index].key,
+            "images": stats.images,
+            "ok": stats.ok,
+            "skipped": stats.skipped,
+            "failed": stats.failed,
+            "errors": dict(sorted(stats.errors.items())),
+            "seconds": round(seconds, 3),
+            "images_per_s": round(processed / seconds, 3) if seconds > 0 else 0.0,
+            "infer_seconds": round(stats.infer_seconds, 3),
+            "model_load_seconds": round(load_seconds, 3),
+            "model": self.model,
+            "interpreter_threads": getattr(self.classifier, "num_threads", None),
+            "io_threads": self.config.io_threads,
+            "prefetch": self.config.prefetch,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def write_summaries(self, summary: dict[str, Any]) -> dict[str, Any] | None:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        job_id = self.job["id"]
+        try:
+            key = child_summary_key(self.output_prefix, job_id, self.config.array_index)
+            write_json(self.s3, self.output_bucket, key, summary)
+            return maybe_write_job_summary(
+                self.s3, self.output_bucket, self.output_prefix, job_id, self.manifest.children
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise InfrastructureError(f"cannot write summaries: {exc}") from exc

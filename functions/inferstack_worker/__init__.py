@@ -1,0 +1,1 @@
+"""Batch worker container entry point (console script ``inferstack-worker``)."""

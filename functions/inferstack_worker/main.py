@@ -1,0 +1,153 @@
+"""``inferstack-worker --manifest s3://.../manifests/<id>.json``: one AWS Batch array child.
+
+Environment (from the job definition and Batch): MODEL_URI, DATA_BUCKET (output bucket;
+default: the manifest's bucket), OUTPUT_PREFIX, AWS_BATCH_JOB_ARRAY_INDEX (absent: 0, a
+single job), AWS_BATCH_JOB_ID, MODEL_CACHE_DIR, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS,
+DEFAULT_TOP_K; tuning: WORKER_IO_THREADS, WORKER_PREFETCH, INTERPRETER_THREADS.
+IMAGES_PER_CHILD is not read: the manifest records the shards the submitter cut.
+
+Exit codes: 0 shard done (error records included); 75 infrastructure fault, retry (the job
+definition's retry strategy matches it); 65 malformed manifest or index, do not retry;
+2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from inferstack.batch.manifest import ManifestError
+from inferstack.batch.worker import (
+    EXIT_DATAERR,
+    EXIT_OK,
+    EXIT_TEMPFAIL,
+    InfrastructureError,
+    ShardWorker,
+    WorkerConfig,
+    read_manifest,
+    read_shard,
+)
+from inferstack.s3 import parse_s3_uri
+
+SERVICE = "inferstack-batch-worker"
+
+
+def _env_int(name: str, default: int | None) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+def default_io_threads(cpus: int) -> int:
+    """I/O threads: S3 latency dominates, decode is cheap with JPEG draft mode; 2-4 keep the
+    interpreter fed without stealing much CPU from it."""
+    return max(2, min(4, cpus + 1))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from inferstack.runtime import available_cpus  # noqa: PLC0415
+
+    cpus = available_cpus()
+    io_threads = _env_int("WORKER_IO_THREADS", None) or default_io_threads(cpus)
+    parser = argparse.ArgumentParser(prog="inferstack-worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--manifest", default=os.environ.get("MANIFEST_URI"), help="s3:// URI")
+    parser.add_argument("--array-index", type=int, default=_env_int("AWS_BATCH_JOB_ARRAY_INDEX", 0))
+    parser.add_argument("--job-id", default=os.environ.get("AWS_BATCH_JOB_ID", ""))
+    parser.add_argument("--model-uri", default=os.environ.get("MODEL_URI"))
+    parser.add_argument("--output-bucket", default=os.environ.get("DATA_BUCKET", ""))
+    parser.add_argument("--output-prefix", default=os.environ.get("OUTPUT_PREFIX", "output/"))
+    parser.add_argument("--io-threads", type=int, default=io_threads)
+    parser.add_argument(
+        "--prefetch", type=int, default=_env_int("WORKER_PREFETCH", None) or 2 * io_threads + 2
+    )
+    parser.add_argument(
+        "--interpreter-threads", type=int, default=_env_int("INTERPRETER_THREADS", None)
+    )
+    parser.add_argument("--top-k", type=int, default=_env_int("DEFAULT_TOP_K", 5))
+    args = parser.parse_args(argv)
+    if not args.manifest or args.manifest.startswith("Ref::"):
+        parser.error("--manifest (or MANIFEST_URI) is required: s3://bucket/manifests/<id>.json")
+    if not args.model_uri:
+        parser.error("--model-uri (or MODEL_URI) is required")
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+    from inferstack.batch.clients import make_client  # noqa: PLC0415
+    from inferstack.bundle import load_bundle  # noqa: PLC0415
+    from inferstack.classifier import Classifier  # noqa: PLC0415
+    from inferstack.errors import ModelUnavailable  # noqa: PLC0415
+    from inferstack.telemetry import make_logger, make_metrics  # noqa: PLC0415
+
+    logger = make_logger(SERVICE)
+    metrics = make_metrics(SERVICE)
+    config = WorkerConfig(
+        manifest_uri=args.manifest,
+        model_uri=args.model_uri,
+        array_index=args.array_index,
+        job_id=args.job_id,
+        output_bucket=args.output_bucket,
+        output_prefix=args.output_prefix,
+        io_threads=args.io_threads,
+        prefetch=args.prefetch,
+        interpreter_threads=args.interpreter_threads,
+        top_k=args.top_k,
+        max_image_bytes=_env_int("MAX_IMAGE_BYTES", None),
+        max_image_pixels=_env_int("MAX_IMAGE_PIXELS", None),
+    )
+    logger.append_keys(manifest=config.manifest_uri, array_index=config.array_index)
+    s3 = make_client("s3", max_pool_connections=2 * config.io_threads + 4)
+    try:
+        manifest = read_manifest(s3, config.manifest_uri)
+        if not config.job_id:
+            # Outside Batch (a local run): a stable id per manifest keeps reruns together.
+            config = _with_job_id(config, f"local-{manifest.id[:16]}")
+        items = read_shard(s3, manifest, config.array_index, parse_s3_uri(args.manifest).bucket)
+        load_start = time.perf_counter()
+        try:
+            bundle = load_bundle(config.model_uri, s3_client=s3)
+            classifier = Classifier.from_bundle(bundle, num_threads=config.interpreter_threads)
+        except (ModelUnavailable, OSError, ClientError, BotoCoreError) as exc:
+            raise InfrastructureError(f"model unavailable: {exc}") from exc
+        load_seconds = time.perf_counter() - load_start
+        worker = ShardWorker(config, s3, classifier, manifest)
+        logger.info("shard started", extra={"images": len(items), "model": worker.model})
+        start = time.perf_counter()
+        stats = worker.run(items)
+        seconds = time.perf_counter() - start
+        summary = worker.child_summary(stats, seconds, load_seconds)
+        job_summary = worker.write_summaries(summary)
+    except InfrastructureError as exc:
+        logger.error("infrastructure fault, exiting for a retry", extra={"error": str(exc)})
+        return EXIT_TEMPFAIL
+    except ManifestError as exc:
+        logger.error("invalid manifest", extra={"error": str(exc)})
+        return EXIT_DATAERR
+    logger.info("shard finished", extra={"summary": summary, "job_summary": job_summary})
+    from aws_lambda_powertools.metrics import MetricUnit  # noqa: PLC0415
+
+    metrics.add_metric(name="BatchImagesClassified", unit=MetricUnit.Count, value=stats.ok)
+    metrics.add_metric(name="BatchImagesFailed", unit=MetricUnit.Count, value=stats.failed)
+    metrics.add_metric(name="BatchImagesSkipped", unit=MetricUnit.Count, value=stats.skipped)
+    metrics.add_metric(
+        name="BatchImagesPerSecond", unit=MetricUnit.CountPerSecond, value=summary["images_per_s"]
+    )
+    metrics.flush_metrics()
+    return EXIT_OK
+
+
+def _with_job_id(config: WorkerConfig, job_id: str) -> WorkerConfig:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(config, job_id=job_id)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
