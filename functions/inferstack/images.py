@@ -197,26 +197,28 @@ def load_image(
         raise ImageTooLarge("image too large to decode") from exc
 
 
-def _crop_box(width: int, height: int, fraction: float) -> tuple[float, float, float, float]:
-    """Central region keeping ``fraction`` of each side (the whole image for 1.0)."""
+def _crop_box(width: int, height: int, fraction: float) -> tuple[int, int, int, int] | None:
+    """Central region keeping ``fraction`` of each side, or None for the whole image."""
     if fraction >= 1.0:
-        return (0.0, 0.0, float(width), float(height))
-    cw, ch = width * fraction, height * fraction
-    left, top = (width - cw) / 2.0, (height - ch) / 2.0
+        return None
+    cw, ch = max(1, round(width * fraction)), max(1, round(height * fraction))
+    left, top = (width - cw) // 2, (height - ch) // 2
     return (left, top, left + cw, top + ch)
 
 
 def preprocess(img: Image.Image, input_spec: InputSpec) -> np.ndarray:
     """Crop + resize to the model's input and return HxWx3 uint8 in the model's channel order.
 
-    Crop and resize are one Pillow call (``box=``), so no intermediate copy is made.
+    The crop is a real crop (no pixel outside it leaks into the resize filter's support).
     """
     if img.mode != "RGB":
         img = _to_rgb(img)
     box = _crop_box(img.width, img.height, input_spec.crop_fraction)
+    if box is not None:
+        img = img.crop(box)
     size = (input_spec.width, input_spec.height)
-    if img.size != size or box != (0.0, 0.0, float(img.width), float(img.height)):
-        img = img.resize(size, RESAMPLING[input_spec.resize], box=box)
+    if img.size != size:
+        img = img.resize(size, RESAMPLING[input_spec.resize])
     pixels = np.asarray(img, dtype=np.uint8)
     if input_spec.channel_order == "BGR":
         pixels = np.ascontiguousarray(pixels[..., ::-1])
