@@ -1,0 +1,1 @@
+"""Real-time classification Lambda (API Gateway REST -> POST /predict)."""

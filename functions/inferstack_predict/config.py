@@ -1,0 +1,56 @@
+"""Settings of the real-time function, read once from the Lambda environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from inferstack.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits
+
+from inferstack_predict.request import MAX_TOP_K, MIN_TOP_K
+
+DEFAULT_TOP_K = 5
+
+
+class ConfigError(ValueError):
+    """An environment variable with a value the function cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_uri: str  # "" when MODEL_URI is unset: every request then answers 503
+    cache_dir: Path | None
+    limits: ImageLimits
+    default_top_k: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        cache = env.get("MODEL_CACHE_DIR", "").strip()
+        default_top_k = _int(env, "DEFAULT_TOP_K", DEFAULT_TOP_K, minimum=MIN_TOP_K)
+        if default_top_k > MAX_TOP_K:
+            raise ConfigError(f"DEFAULT_TOP_K must be from {MIN_TOP_K} to {MAX_TOP_K}")
+        return cls(
+            model_uri=env.get("MODEL_URI", "").strip(),
+            cache_dir=Path(cache) if cache else None,
+            limits=ImageLimits(
+                max_bytes=_int(env, "MAX_IMAGE_BYTES", DEFAULT_MAX_BYTES, minimum=1),
+                max_pixels=_int(env, "MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, minimum=1),
+            ),
+            default_top_k=default_top_k,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {text!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
