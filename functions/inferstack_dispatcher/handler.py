@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -70,8 +71,10 @@ def images_in_message(record: SQSRecord, settings: BatchSettings) -> list[Item]:
     items = []
     try:
         for s3_record in S3Event(body).records:
-            # .key is URL-decoded (unquote_plus): S3 sends "input/my+photo%281%29.jpg".
-            key, bucket = s3_record.s3.get_object.key, s3_record.s3.bucket.name
+            # S3 URL-encodes keys in notifications ("input/my+photo%281%29.jpg" for
+            # "input/my photo(1).jpg"); powertools' record.s3.get_object.key returns them raw.
+            key = unquote_plus(s3_record.s3.get_object.key)
+            bucket = s3_record.s3.bucket.name
             if not s3_record.event_name.startswith("ObjectCreated"):
                 continue
             if bucket != settings.bucket or not settings.is_image_key(key):
@@ -91,8 +94,10 @@ def dispatch(event: dict[str, Any], context: LambdaContext | None, settings: Bat
     def record_handler(record: SQSRecord) -> None:
         collected.extend(images_in_message(record, settings))
 
+    messages = event.get("Records", [])
+    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(messages))
     processor = BatchProcessor(event_type=EventType.SQS)
-    with processor(records=event.get("Records", []), handler=record_handler):
+    with processor(records=messages, handler=record_handler):
         processor.process()
     response = processor.response()
 

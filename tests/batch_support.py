@@ -1,0 +1,193 @@
+"""Helpers shared by the batch tests: emulated AWS resources, S3 events, model bundles."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+REGION = "us-east-1"
+DATA_BUCKET = "inferstack-data"
+JOB_QUEUE = "inferstack-batch"
+JOB_DEFINITION = "inferstack-worker"
+
+
+def create_batch_env(session_or_clients: Any) -> tuple[str, str]:
+    """A Fargate compute environment, job queue and job definition in the emulator.
+
+    ``session_or_clients``: a callable ``(service) -> client``.
+    """
+    client = session_or_clients
+    iam, ec2, batch = client("iam"), client("ec2"), client("batch")
+    role = iam.create_role(
+        RoleName=f"batch-{uuid.uuid4().hex[:8]}",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "batch.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="batch", Description="batch", VpcId=vpc)["GroupId"]
+    env = batch.create_compute_environment(
+        computeEnvironmentName=f"ce-{uuid.uuid4().hex[:8]}",
+        type="MANAGED",
+        state="ENABLED",
+        computeResources={
+            "type": "FARGATE",
+            "maxvCpus": 16,
+            "subnets": [subnet],
+            "securityGroupIds": [sg],
+        },
+        serviceRole=role,
+    )["computeEnvironmentArn"]
+    batch.create_job_queue(
+        jobQueueName=JOB_QUEUE,
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+    )
+    batch.register_job_definition(
+        jobDefinitionName=JOB_DEFINITION,
+        type="container",
+        platformCapabilities=["FARGATE"],
+        containerProperties={
+            "image": "inferstack-worker:latest",
+            "command": ["inferstack-worker", "--manifest", "Ref::manifest"],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "2"},
+                {"type": "MEMORY", "value": "4096"},
+            ],
+            "executionRoleArn": role,
+        },
+    )
+    return JOB_QUEUE, JOB_DEFINITION
+
+
+def s3_record(
+    key: str, etag: str, *, bucket: str = DATA_BUCKET, event: str = "ObjectCreated:Put"
+) -> dict[str, Any]:
+    """One S3 event record, key URL-encoded as S3 sends it."""
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": REGION,
+        "eventTime": "2026-01-01T00:00:00.000Z",
+        "eventName": event,
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "input",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {
+                "key": quote_plus(key, safe="/"),
+                "size": 1,
+                "eTag": etag,
+                "sequencer": "0055AED6DCD90281E5",
+            },
+        },
+    }
+
+
+def sqs_message(body: Any, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": "handle",
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:inferstack-events",
+        "awsRegion": REGION,
+    }
+
+
+def sqs_event(*messages: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(messages)}
+
+
+TEST_EVENT = {
+    "Service": "Amazon S3",
+    "Event": "s3:TestEvent",
+    "Time": "2026-01-01T00:00:00.000Z",
+    "Bucket": DATA_BUCKET,
+    "RequestId": "1",
+    "HostId": "1",
+}
+
+
+def import_mobilenet(fixtures: Path, out: Path) -> Path:
+    """The pretrained MobileNetV2 fixture as a bundle, through the CLI a user would run."""
+    from inferstack.cli import main  # noqa: PLC0415
+
+    status = main(
+        [
+            "model",
+            "import",
+            "--tflite",
+            str(fixtures / "mobilenet_v2_1.0_224_quant.tflite"),
+            "--labels",
+            str(fixtures / "imagenet_labels.txt"),
+            "--preprocess",
+            "raw",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    return out
+
+
+def upload_bundle(s3: Any, bundle: Path, bucket: str, prefix: str) -> str:
+    for path in sorted(bundle.iterdir()):
+        if path.is_file():
+            s3.put_object(Bucket=bucket, Key=f"{prefix}{path.name}", Body=path.read_bytes())
+    return f"s3://{bucket}/{prefix}"
+
+
+def photo_jpegs(
+    count: int, *, seed: int = 0, sizes: tuple[tuple[int, int], ...] = ((640, 480),)
+) -> list[bytes]:
+    """Real photos (scikit-image's sample data) as JPEGs, cropped/flipped/resized for variety."""
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+    from skimage import data as skdata  # noqa: PLC0415
+
+    names = [
+        "astronaut",
+        "chelsea",
+        "coffee",
+        "rocket",
+        "hubble_deep_field",
+        "immunohistochemistry",
+    ]
+    photos = [Image.fromarray(getattr(skdata, name)()).convert("RGB") for name in names]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        img = photos[i % len(photos)]
+        w, h = img.size
+        left, top = int(rng.integers(0, w // 8 + 1)), int(rng.integers(0, h // 8 + 1))
+        crop = img.crop(
+            (left, top, w - int(rng.integers(0, w // 8 + 1)), h - int(rng.integers(0, h // 8 + 1)))
+        )
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        size = sizes[i % len(sizes)]
+        buf = io.BytesIO()
+        crop.resize(size, Image.Resampling.BILINEAR).save(
+            buf, "JPEG", quality=int(rng.integers(80, 95))
+        )
+        out.append(buf.getvalue())
+    return out
