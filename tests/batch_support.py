@@ -191,3 +191,56 @@ def photo_jpegs(
         )
         out.append(buf.getvalue())
     return out
+
+
+def write_manifests(
+    s3: Any,
+    keys_etags: list[tuple[str, str]],
+    *,
+    images_per_child: int,
+    max_array_size: int = 10_000,
+) -> list[str]:
+    """Store manifests (as the submitters do, without submitting) and return their URIs."""
+    from inferstack.batch.manifest import build_manifests, make_item, unique_sorted  # noqa: PLC0415
+    from inferstack.batch.naming import manifest_key, shard_key  # noqa: PLC0415
+
+    def store(body: bytes, sha: str) -> str:
+        key = shard_key("manifests/", sha)
+        s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)
+        return key
+
+    uris = []
+    items = unique_sorted(make_item(k, e) for k, e in keys_etags)
+    for manifest in build_manifests(
+        items,
+        bucket=DATA_BUCKET,
+        input_prefix="input/",
+        images_per_child=images_per_child,
+        max_array_size=max_array_size,
+        store_shard=store,
+    ):
+        key = manifest_key("manifests/", manifest.id)
+        s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=manifest.to_json())
+        uris.append(f"s3://{DATA_BUCKET}/{key}")
+    return uris
+
+
+def put_images(s3: Any, images: dict[str, bytes]) -> list[tuple[str, str]]:
+    """Upload ``{key: bytes}``; returns (key, etag) as a listing would."""
+    out = []
+    for key, body in images.items():
+        etag = s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)["ETag"]
+        out.append((key, etag))
+    return out
+
+
+def read_outputs(s3: Any, prefix: str = "output/") -> dict[str, dict[str, Any]]:
+    """Every output record (summaries excluded), by key."""
+    records = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=DATA_BUCKET, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if "/_summaries/" in obj["Key"]:
+                continue
+            body = s3.get_object(Bucket=DATA_BUCKET, Key=obj["Key"])["Body"].read()
+            records[obj["Key"]] = json.loads(body)
+    return records

@@ -1,0 +1,181 @@
+"""The worker on moto (in-process) with the pretrained MobileNetV2 fixture and real photos."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from batch_support import (
+    DATA_BUCKET,
+    REGION,
+    photo_jpegs,
+    put_images,
+    read_outputs,
+    upload_bundle,
+    write_manifests,
+)
+from inferstack.batch.worker import EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL
+from inferstack_worker.main import main as worker_main
+from moto import mock_aws
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_BATCH_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_BATCH_JOB_ARRAY_INDEX", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "model-cache"))
+    monkeypatch.setenv("DATA_BUCKET", DATA_BUCKET)
+    monkeypatch.setenv("OUTPUT_PREFIX", "output/")
+    monkeypatch.setenv("INFERSTACK_S3_MAX_ATTEMPTS", "2")
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=DATA_BUCKET)
+        client.create_bucket(Bucket="models")
+        yield client
+
+
+@pytest.fixture
+def model_uri(s3: Any, mobilenet_bundle: Path) -> str:
+    return upload_bundle(s3, mobilenet_bundle, "models", "mobilenet/1/")
+
+
+def run_worker(manifest: str, model_uri: str, *extra: str, index: int | None = None) -> int:
+    argv = ["--manifest", manifest, "--model-uri", model_uri, "--interpreter-threads", "1", *extra]
+    if index is not None:
+        argv += ["--array-index", str(index)]
+    return worker_main(argv)
+
+
+def test_classifies_shards_writes_records_and_summaries(
+    s3: Any, model_uri: str, imagenet_fixtures: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = {
+        "input/birds/parrot.jpg": (imagenet_fixtures / "parrot.jpg").read_bytes(),
+        "input/cat.bmp": (imagenet_fixtures / "cat.bmp").read_bytes(),
+        "input/corrupt.jpg": (imagenet_fixtures / "parrot.jpg").read_bytes()[:600],
+        "input/text.png": b"this is not an image at all",
+        "input/tiny.gif": bytes.fromhex(
+            "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+        ),
+    }
+    photos = {f"input/photos/{i}.jpg": body for i, body in enumerate(photo_jpegs(4))}
+    keys = put_images(s3, {**images, **photos})
+    keys.append(("input/deleted.jpg", "0123"))  # in the manifest, gone from the bucket
+    (manifest,) = write_manifests(s3, keys, images_per_child=4)
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-1:0")
+    for index in range(3):
+        assert run_worker(manifest, model_uri, index=index) == EXIT_OK
+
+    records = read_outputs(s3)
+    assert len(records) == 10
+    parrot = records["output/birds/parrot.jpg.json"]
+    assert parrot["predictions"][0]["label"] == "macaw"
+    assert parrot["predictions"][0]["probability"] > 0.9
+    assert len(parrot["predictions"]) == 5
+    assert parrot["input"] == {
+        "bucket": DATA_BUCKET,
+        "key": "input/birds/parrot.jpg",
+        "etag": dict(keys)["input/birds/parrot.jpg"].strip('"'),
+    }
+    assert parrot["model"]["name"]
+    assert len(parrot["model"]["sha256"]) == 64
+    assert set(parrot["timing_ms"]) >= {"fetch", "decode_preprocess", "infer", "total"}
+    assert records["output/cat.bmp.json"]["predictions"][0]["label"] in {
+        "Egyptian cat",
+        "tabby",
+        "tiger cat",
+    }
+    assert records["output/corrupt.jpg.json"]["error"]["code"] == "invalid_image"
+    assert records["output/text.png.json"]["error"]["code"] == "invalid_image"
+    assert records["output/tiny.gif.json"]["error"]["code"] == "invalid_image"
+    assert records["output/deleted.jpg.json"]["error"]["code"] == "not_found"
+    assert all("predictions" in records[f"output/photos/{i}.jpg.json"] for i in range(4))
+
+    head = s3.head_object(Bucket=DATA_BUCKET, Key="output/birds/parrot.jpg.json")
+    assert head["Metadata"]["input-etag"] == parrot["input"]["etag"]
+    assert head["Metadata"]["model-sha256"] == parrot["model"]["sha256"]
+    assert head["ContentType"] == "application/json"
+
+    children = [
+        json.loads(
+            s3.get_object(Bucket=DATA_BUCKET, Key=f"output/_summaries/job-1/{i}.json")[
+                "Body"
+            ].read()
+        )
+        for i in range(3)
+    ]
+    assert [c["images"] for c in children] == [4, 4, 2]
+    job = json.loads(
+        s3.get_object(Bucket=DATA_BUCKET, Key="output/_summaries/job-1.json")["Body"].read()
+    )
+    assert job["complete"] is True
+    assert (job["images"], job["ok"], job["failed"], job["skipped"]) == (10, 6, 4, 0)
+    assert job["errors"] == {"invalid_image": 3, "not_found": 1}
+
+
+def test_rerun_skips_current_outputs_and_redoes_changed_inputs(
+    s3: Any, model_uri: str, mobilenet_bundle: Path
+) -> None:
+    photos = {f"input/p{i}.jpg": body for i, body in enumerate(photo_jpegs(6, seed=3))}
+    keys = put_images(s3, photos)
+    (manifest,) = write_manifests(s3, keys, images_per_child=10)
+    assert run_worker(manifest, model_uri) == EXIT_OK
+    first = read_outputs(s3)
+    assert len(first) == 6
+
+    # An output made from another version of the input is stale: it is redone.
+    record = first["output/p2.jpg.json"]
+    s3.put_object(
+        Bucket=DATA_BUCKET,
+        Key="output/p2.jpg.json",
+        Body=json.dumps(record).encode(),
+        Metadata={"input-etag": "stale", "model-sha256": record["model"]["sha256"]},
+    )
+    s3.delete_object(Bucket=DATA_BUCKET, Key="output/p4.jpg.json")
+    assert run_worker(manifest, model_uri) == EXIT_OK
+    job_id = f"local-{manifest.rsplit('/', 1)[1][:16]}"
+    summary = json.loads(
+        s3.get_object(Bucket=DATA_BUCKET, Key=f"output/_summaries/{job_id}/0.json")["Body"].read()
+    )
+    assert (summary["skipped"], summary["ok"], summary["failed"]) == (4, 2, 0)
+    assert len(read_outputs(s3)) == 6
+    # Local bundle path works as well as s3://.
+    assert run_worker(manifest, str(mobilenet_bundle)) == EXIT_OK
+
+
+def test_image_over_the_byte_limit_is_an_error_record(
+    s3: Any, model_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (body,) = photo_jpegs(1, sizes=((1280, 960),))
+    keys = put_images(s3, {"input/big.jpg": body, "input/small.jpg": photo_jpegs(1)[0]})
+    monkeypatch.setenv("MAX_IMAGE_BYTES", str(len(body) - 1))
+    (manifest,) = write_manifests(s3, keys, images_per_child=10)
+    assert run_worker(manifest, model_uri) == EXIT_OK
+    records = read_outputs(s3)
+    assert records["output/big.jpg.json"]["error"]["code"] == "image_too_large"
+    assert "predictions" in records["output/small.jpg.json"]
+
+
+def test_exit_codes_for_bad_manifest_index_and_missing_model(s3: Any, model_uri: str) -> None:
+    keys = put_images(s3, {"input/a.jpg": photo_jpegs(1)[0]})
+    (manifest,) = write_manifests(s3, keys, images_per_child=10)
+    assert run_worker(manifest, model_uri, index=1) == EXIT_DATAERR
+    s3.put_object(Bucket=DATA_BUCKET, Key="manifests/bad.json", Body=b"{not json")
+    assert run_worker(f"s3://{DATA_BUCKET}/manifests/bad.json", model_uri) == EXIT_DATAERR
+    assert run_worker(f"s3://{DATA_BUCKET}/manifests/missing.json", model_uri) == EXIT_TEMPFAIL
+    assert run_worker(manifest, "s3://models/no-such-model/") == EXIT_TEMPFAIL
+    assert read_outputs(s3) == {}
+
+
+def test_ref_placeholder_is_a_usage_error(model_uri: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        run_worker("Ref::manifest", model_uri)
+    assert info.value.code == 2
