@@ -95,6 +95,25 @@ data "aws_iam_policy_document" "kms" {
   }
 
   dynamic "statement" {
+    for_each = var.kms_key_service_access.eventbridge ? [1] : []
+    content {
+      sid    = "EventBridgeRulesPublishToEncryptedTopics"
+      effect = "Allow"
+      principals {
+        type        = "Service"
+        identifiers = ["events.amazonaws.com"]
+      }
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      resources = ["*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+    }
+  }
+
+  dynamic "statement" {
     for_each = var.kms_key_service_access.s3_notifications ? [1] : []
     content {
       sid    = "S3NotificationsToEncryptedQueues"

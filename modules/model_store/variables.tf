@@ -57,11 +57,13 @@ variable "kms_key_service_access" {
     where the service supports it, to resources named with name_prefix:
     logs (CloudWatch Logs groups "<name_prefix>*" and "/aws/*/<name_prefix>*"),
     cloudwatch_alarms (alarms publishing to an encrypted SNS topic),
+    eventbridge (rules publishing to an encrypted SNS topic),
     s3_notifications (S3 event notifications to an encrypted SQS queue).
   EOT
   type = object({
     logs              = optional(bool, true)
     cloudwatch_alarms = optional(bool, true)
+    eventbridge       = optional(bool, true)
     s3_notifications  = optional(bool, true)
   })
   default  = {}

@@ -86,8 +86,8 @@ run "defaults" {
     error_message = "access logging is off by default"
   }
   assert {
-    condition     = [for s in data.aws_iam_policy_document.kms[0].statement : s.sid] == ["AccountAdministersAndDelegatesThroughIam", "CloudWatchLogsForStackLogGroups", "CloudWatchAlarmsPublishToEncryptedTopics", "S3NotificationsToEncryptedQueues"]
-    error_message = "key policy must have the account statement and the three service statements by default"
+    condition     = [for s in data.aws_iam_policy_document.kms[0].statement : s.sid] == ["AccountAdministersAndDelegatesThroughIam", "CloudWatchLogsForStackLogGroups", "CloudWatchAlarmsPublishToEncryptedTopics", "EventBridgeRulesPublishToEncryptedTopics", "S3NotificationsToEncryptedQueues"]
+    error_message = "key policy must have the account statement and the four service statements by default"
   }
   assert {
     condition     = !contains(flatten([for s in data.aws_iam_policy_document.kms[0].statement : s.actions]), "kms:*")
@@ -165,7 +165,7 @@ run "no_service_access_in_key_policy" {
   command = plan
 
   variables {
-    kms_key_service_access = { logs = false, cloudwatch_alarms = false, s3_notifications = false }
+    kms_key_service_access = { logs = false, cloudwatch_alarms = false, eventbridge = false, s3_notifications = false }
   }
 
   assert {
