@@ -159,7 +159,7 @@ def tiny_bundle(tiny_models: Path, tmp_path: Path) -> BundleFactory:
         normalization: dict[str, Any] | None = None,
         **input_overrides: Any,
     ) -> ModelBundle:
-        meta = copy.deepcopy(base_metadata(height=SIZE, width=SIZE, **input_overrides))
+        meta = copy.deepcopy(base_metadata(**{"height": SIZE, "width": SIZE, **input_overrides}))
         meta["input"]["normalization"] = normalization or {
             "type": "mean_std",
             "mean": list(MEAN),
