@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from inferstack.batch.manifest import ManifestError
 from inferstack.batch.worker import (
@@ -74,7 +75,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, s3: Any = None) -> int:
+    """Classify the shard; ``s3``: a client to use instead of a new one (tests inject one)."""
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
     from inferstack.batch.clients import make_client  # noqa: PLC0415
     from inferstack.bundle import load_bundle  # noqa: PLC0415
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         max_image_pixels=_env_int("MAX_IMAGE_PIXELS", None),
     )
     logger.append_keys(manifest=config.manifest_uri, array_index=config.array_index)
-    s3 = make_client("s3", max_pool_connections=2 * config.io_threads + 4)
+    if s3 is None:
+        s3 = make_client("s3", max_pool_connections=2 * config.io_threads + 4)
     try:
         manifest = read_manifest(s3, config.manifest_uri)
         if not config.job_id:
@@ -145,8 +148,8 @@ def _with_job_id(config: WorkerConfig, job_id: str) -> WorkerConfig:
     return replace(config, job_id=job_id)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(parse_args(argv))
+def main(argv: Sequence[str] | None = None, *, s3: Any = None) -> int:
+    return run(parse_args(argv), s3=s3)
 
 
 if __name__ == "__main__":
