@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from inferstack import __version__
+from inferstack.batch.cli import add_batch_commands
 from inferstack.errors import InferstackError
 
 EXIT_OK = 0
@@ -424,6 +425,7 @@ def _add_classify_command(subparsers: SubParsers) -> None:
 COMMAND_GROUPS: list[Callable[[SubParsers], None]] = [
     _add_model_commands,
     _add_classify_command,
+    add_batch_commands,
 ]
 
 
