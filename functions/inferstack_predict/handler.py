@@ -64,10 +64,10 @@ def load_model() -> tuple[Settings, Classifier]:
     settings = Settings.from_env()
     if not settings.model_uri:
         raise ConfigError("MODEL_URI is not set")
-    with tracer.provider.in_subsegment("load_model") as subsegment:
-        subsegment.put_annotation("model_uri", settings.model_uri)
-        bundle = load_bundle(settings.model_uri, cache_dir=settings.cache_dir)
-        return settings, Classifier.from_bundle(bundle)
+    # No X-Ray subsegment here: the init runs before any trace header exists, so it would be
+    # unsampled and never sent (Lambda traces the init phase itself).
+    bundle = load_bundle(settings.model_uri, cache_dir=settings.cache_dir)
+    return settings, Classifier.from_bundle(bundle)
 
 
 # The only module state besides the powertools objects: built once per sandbox (init).

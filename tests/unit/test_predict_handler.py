@@ -9,6 +9,7 @@ other settings. Every answer is checked against the API contract, and no input m
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import io
 import itertools
@@ -725,3 +726,83 @@ def test_event_templates_are_api_gateway_rest_proxy_events() -> None:
         assert set(event) == expected, path.name
         assert event["requestContext"]["httpMethod"] == event["httpMethod"], path.name
         assert event["requestContext"]["requestId"], path.name
+
+
+# ----------------------------------------------------------------------------- tracing (X-Ray)
+
+TRACED_CHILD = r"""
+import base64, json, os, sys
+from inferstack_predict import handler  # init runs outside any segment, as in Lambda
+
+# Lambda sets the trace header per invocation, after the init.
+os.environ["_X_AMZN_TRACE_ID"] = (
+    "Root=1-6740e5a1-5c1f0e2b3d4a5b6c7d8e9f01;Parent=53995c3f42cd8ad8;Sampled=1"
+)
+
+class Context:
+    function_name = "inferstack-predict"
+    memory_limit_in_mb = 2048
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:inferstack-predict"
+    aws_request_id = "traced-request"
+
+with open(sys.argv[1], encoding="utf-8") as fh:
+    event = json.load(fh)
+response = handler.lambda_handler(event, Context())
+sys.__stdout__.write("STATUS %d\n" % response["statusCode"])
+"""
+
+
+def _segment_names(document: dict[str, Any]) -> Iterator[str]:
+    yield document.get("name", "")
+    for child in document.get("subsegments", []):
+        yield from _segment_names(child)
+
+
+def test_tracing_enabled_as_in_lambda_sends_decode_and_infer_subsegments(
+    mobilenet_bundle: Path, parrot: bytes, tmp_path: Path
+) -> None:
+    """The real X-Ray SDK (in a child process: it patches botocore globally) with a UDP
+    socket standing in for the X-Ray daemon."""
+    import os  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", 0))
+    daemon.settimeout(5)
+    port = daemon.getsockname()[1]
+    event_path = tmp_path / "event.json"
+    event_path.write_text(json.dumps(binary_event(parrot)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_"))}
+    env.update(
+        {
+            "LAMBDA_TASK_ROOT": str(tmp_path),
+            "AWS_LAMBDA_FUNCTION_NAME": "inferstack-predict",
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "MODEL_URI": str(mobilenet_bundle),
+            "MODEL_CACHE_DIR": str(tmp_path / "cache"),
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", TRACED_CHILD, str(event_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "STATUS 200" in proc.stdout, proc.stdout[-3000:]
+
+    expected = {"## lambda_handler", "decode", "preprocess", "infer"}
+    names: set[str] = set()
+    with contextlib.suppress(TimeoutError):
+        while not expected <= names:
+            datagram = daemon.recv(65536).decode()
+            header, _, body = datagram.partition("\n")
+            assert json.loads(header)["format"] == "json"
+            names.update(_segment_names(json.loads(body)))
+    daemon.close()
+    assert expected <= names, names

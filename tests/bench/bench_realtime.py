@@ -1,0 +1,536 @@
+"""Real-time benchmark: interpreter vs. handler latency, cold start, memory, dependency size.
+
+Run by ``make bench`` (not a pytest test)::
+
+    .venv/bin/python tests/bench/bench_realtime.py [--iterations 30] [--cold-runs 5]
+
+What it measures, with the ResNet-50 int8 bundle (random weights: same compute as ImageNet
+weights; built with ``inferstack model build --weights random`` when missing):
+
+- raw ``ai_edge_litert`` invoke, p50, with the handler's thread count (and 1 / all CPUs);
+- the handler end to end, p50, warm, in-process: a real API Gateway REST proxy event with a
+  1080p JPEG (base64 body, as API Gateway delivers binary) through ``lambda_handler``.
+  Invoke and handler samples are interleaved so machine load hits both alike;
+- cold start: a fresh Python process from spawn to its first answer, with the model read from
+  local disk, and from S3 emulated by moto server (bench-owned, 127.0.0.1, free port; a fresh
+  MODEL_CACHE_DIR per run, like a new Lambda sandbox). Tracing is disabled, as locally;
+- peak RSS of those processes (``os.wait4`` rusage, no psutil);
+- unzipped size of the runtime dependencies: the built layer zip when it exists, otherwise
+  the installed distributions (boto3/botocore and their deps excluded: the Lambda runtime
+  provides them).
+
+Results: a table on stdout and ``build/bench/realtime.json``. Timings on a shared machine are
+noisy; the load average at start and end is recorded next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime as dt
+import importlib.metadata as md
+import io
+import json
+import logging
+import os
+import platform
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "unit"))  # imagecorpus: the shared image builders
+
+BUNDLE = REPO / "build" / "model" / "resnet50-int8"
+OUT_DIR = REPO / "build" / "bench"
+LAYER_ZIP = REPO / "build" / "dist" / "layer-x86_64.zip"
+EVENT_TEMPLATE = REPO / "tests" / "unit" / "events" / "post_predict_binary.json"
+BUCKET = "inferstack-bench-models"
+PREFIX = "models/bench/"
+
+TARGETS = {"ratio_max": 1.10, "cold_start_s_max": 0.8, "peak_rss_mb_max": 200.0}
+RUNTIME_ROOTS = ("ai-edge-litert", "numpy", "pillow", "aws-lambda-powertools", "aws-xray-sdk")
+# Provided by the Lambda Python runtime (boto3 and what it pulls in): not shipped in the layer.
+RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six"}
+RUNTIME_PROVIDED |= {"urllib3"}
+
+# The cold-start child: import the handler (Lambda init: loads the model), answer one event.
+CHILD = r"""
+import json, os, sys
+from inferstack_predict import handler
+
+class Context:
+    function_name = "inferstack-predict"
+    memory_limit_in_mb = 2048
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:inferstack-predict"
+    aws_request_id = "bench-cold-start"
+
+with open(sys.argv[1], encoding="utf-8") as fh:
+    event = json.load(fh)
+response = handler.lambda_handler(event, Context())
+answer = {"status": response["statusCode"], "body": json.loads(response["body"])}
+sys.__stdout__.write("ANSWER " + json.dumps(answer) + "\n")
+# VmHWM: peak RSS of this process image since exec (see cold_start_once).
+with open("/proc/self/status", encoding="ascii") as fh:
+    hwm_kib = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
+sys.__stdout__.write("VMHWM " + hwm_kib + "\n")
+sys.__stdout__.flush()
+"""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def log(message: str) -> None:
+    print(f"[bench_realtime] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = (len(ordered) - 1) * q
+    low, high = int(index), min(int(index) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (index - low)
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def ensure_bundle(path: Path) -> None:
+    if (path / "model.json").is_file():
+        return
+    log(f"building {path} (ResNet-50, random weights; TensorFlow, takes a few minutes)")
+    code = "import sys; from inferstack.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", code, "model", "build", "--weights", "random", "--out", str(path)]
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def test_image_1080p() -> bytes:
+    from imagecorpus import jpeg_bytes  # noqa: PLC0415
+
+    return jpeg_bytes(1920, 1080, quality=90, seed=7)
+
+
+def api_gateway_event(image: bytes) -> dict[str, Any]:
+    event = json.loads(EVENT_TEMPLATE.read_text())
+    event["body"] = base64.b64encode(image).decode("ascii")
+    event["isBase64Encoded"] = True
+    event["queryStringParameters"] = None
+    event["multiValueQueryStringParameters"] = None
+    return event
+
+
+def handler_env(model_uri: str, cache_dir: Path) -> dict[str, str]:
+    return {
+        "MODEL_URI": model_uri,
+        "MODEL_CACHE_DIR": str(cache_dir),
+        "POWERTOOLS_SERVICE_NAME": "inferstack-predict",
+        "POWERTOOLS_METRICS_NAMESPACE": "Inferstack",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+# ----------------------------------------------------------------------------- warm latency
+
+
+def raw_interpreter(model_path: Path, threads: int) -> Callable[[], None]:
+    """A bare ai_edge_litert interpreter with a random input: returns its invoke()."""
+    import numpy as np  # noqa: PLC0415
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+    interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    info = np.iinfo(detail["dtype"])
+    rng = np.random.default_rng(0)
+    data = rng.integers(info.min, info.max + 1, size=detail["shape"], dtype=detail["dtype"])
+    interpreter.set_tensor(detail["index"], data)
+    return interpreter.invoke
+
+
+def time_call(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def sample(fn: Callable[[], Any], iterations: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    return [time_call(fn) for _ in range(iterations)]
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def warm_latency(event: dict[str, Any], iterations: int, bundle: Path) -> dict[str, Any]:
+    """Interleaved samples of the raw invoke and of the in-process handler."""
+    sink = io.StringIO()  # handler logs and EMF lines: the cost of writing them stays in
+    with (
+        tempfile.TemporaryDirectory() as cache,
+        environment(handler_env(str(bundle), Path(cache))),
+        contextlib.redirect_stdout(sink),
+    ):
+        from inferstack_predict import handler  # noqa: PLC0415  (init: loads the model)
+
+    classifier = handler.MODEL.classifier
+    if classifier is None:
+        raise SystemExit(f"handler could not load {bundle}: {handler.MODEL.failure}")
+    threads = classifier.num_threads
+
+    class Context:
+        function_name = "inferstack-predict"
+        memory_limit_in_mb = 2048
+        invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:bench"
+        aws_request_id = "bench-warm"
+
+    timings: list[dict[str, float]] = []
+
+    def call_handler() -> None:
+        with contextlib.redirect_stdout(sink):
+            response = handler.lambda_handler(event, Context())
+        if response["statusCode"] != 200:
+            raise SystemExit(f"handler answered {response['statusCode']}: {response['body']}")
+        timings.append(json.loads(response["body"])["timing_ms"])
+        sink.seek(0)
+        sink.truncate()
+
+    model_path = bundle / "model.tflite"
+    invoke = raw_interpreter(model_path, threads)
+    for _ in range(3):
+        invoke()
+        call_handler()
+    invoke_ms: list[float] = []
+    handler_ms: list[float] = []
+    timings.clear()
+    for _ in range(iterations):
+        invoke_ms.append(time_call(invoke))
+        handler_ms.append(time_call(call_handler))
+
+    peers: dict[str, float | str] = {}
+    cpu_count = os.cpu_count() or 1
+    for label, n in (("raw_invoke_1_thread_p50_ms", 1), ("raw_invoke_all_cpus_p50_ms", cpu_count)):
+        peers[label] = round(percentile(sample(raw_interpreter(model_path, n), 15), 0.5), 2)
+    try:
+        from tflite_runtime.interpreter import Interpreter as TfliteInterpreter  # noqa: PLC0415
+    except ImportError:
+        peers["tflite_runtime_p50_ms"] = "skipped: tflite-runtime is not installed"
+    else:
+        interp = TfliteInterpreter(model_path=str(model_path), num_threads=threads)
+        interp.allocate_tensors()
+        peers["tflite_runtime_p50_ms"] = round(percentile(sample(interp.invoke, 15), 0.5), 2)
+    peers["keras_fp32"] = "skipped: TensorFlow start-up (~4 s) and fp32 weights are not a peer here"
+
+    stages = {
+        key: round(percentile([t[key] for t in timings], 0.5), 2)
+        for key in ("decode", "preprocess", "infer", "total")
+    }
+    return {
+        "num_threads": threads,
+        "invoke_p50_ms": round(percentile(invoke_ms, 0.5), 2),
+        "invoke_p90_ms": round(percentile(invoke_ms, 0.9), 2),
+        "handler_p50_ms": round(percentile(handler_ms, 0.5), 2),
+        "handler_p90_ms": round(percentile(handler_ms, 0.9), 2),
+        "handler_stage_p50_ms": stages,
+        "peers": peers,
+    }
+
+
+# ----------------------------------------------------------------------------- cold start
+
+
+def cold_start_once(event_path: Path, env: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
+    """Spawn a fresh interpreter, wait for its first answer: (seconds, peak RSS MB, answer).
+
+    Peak RSS is the child's VmHWM. ``os.wait4``'s ``ru_maxrss`` cannot be used alone: Linux
+    carries the pre-exec high-water mark into it, and subprocess spawns with vfork, so it
+    reports the benchmark process's own (larger) RSS. Both are compared below and the larger
+    of VmHWM and a clean ``ru_maxrss`` is kept.
+    """
+    child_env = {**os.environ, **env}
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(event_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=child_env,
+        cwd=REPO,
+        text=True,
+    )
+    answer: dict[str, Any] | None = None
+    hwm_mb = 0.0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("ANSWER "):
+            elapsed = time.perf_counter() - start
+            answer = json.loads(line[len("ANSWER ") :])
+        elif line.startswith("VMHWM "):
+            hwm_mb = int(line.split()[1]) / 1024.0
+    # wait4 (not proc.wait) returns the child's resource usage, including its peak RSS.
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if answer is None or proc.returncode != 0:
+        raise SystemExit(f"cold-start child failed (exit {proc.returncode}, answer {answer})")
+    if answer["status"] != 200:
+        raise SystemExit(f"cold-start child answered {answer['status']}: {answer['body']}")
+    rusage_mb = usage.ru_maxrss / 1024.0  # KiB on Linux
+    parent_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # ru_maxrss is only the child's own when it exceeds what it inherited from this process.
+    peak_mb = max(hwm_mb, rusage_mb) if rusage_mb > parent_mb else hwm_mb
+    return elapsed, peak_mb, answer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def moto_s3_with_bundle(bundle: Path) -> Iterator[dict[str, str]]:
+    """moto server on 127.0.0.1:<free port> holding the bundle; yields the client env."""
+    import boto3  # noqa: PLC0415
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on stderr
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name="eu-west-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        s3.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        for path in sorted(bundle.iterdir()):
+            if path.is_file():
+                s3.upload_file(str(path), BUCKET, PREFIX + path.name)
+        yield env
+    finally:
+        server.stop()
+
+
+def cold_starts(event_path: Path, runs: int, bundle: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        disk, disk_rss = [], []
+        for i in range(runs):
+            env = handler_env(str(bundle), Path(tmp) / f"disk-{i}")
+            seconds, rss, _ = cold_start_once(event_path, env)
+            disk.append(seconds)
+            disk_rss.append(rss)
+        with moto_s3_with_bundle(bundle) as s3_env:
+            s3, s3_rss = [], []
+            for i in range(runs):
+                # A fresh cache per run: every run downloads the model, like a new sandbox.
+                env = {**s3_env, **handler_env(f"s3://{BUCKET}/{PREFIX}", Path(tmp) / f"s3-{i}")}
+                seconds, rss, _ = cold_start_once(event_path, env)
+                s3.append(seconds)
+                s3_rss.append(rss)
+    results["cold_start_s"] = round(statistics.median(disk), 3)
+    results["cold_start_s3_s"] = round(statistics.median(s3), 3)
+    results["cold_start_runs_s"] = {
+        "disk": [round(x, 3) for x in disk],
+        "s3": [round(x, 3) for x in s3],
+    }
+    results["peak_rss_mb"] = round(max(disk_rss), 1)
+    results["peak_rss_s3_mb"] = round(max(s3_rss), 1)
+    return results
+
+
+# ----------------------------------------------------------------------------- deps size
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_names(dist: md.Distribution) -> list[str]:
+    names = []
+    for requirement in dist.requires or []:
+        if "extra ==" in requirement:
+            continue
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+        if match:
+            names.append(_canonical(match.group(1)))
+    return names
+
+
+def installed_runtime_deps() -> tuple[float, list[str]]:
+    """MB of the installed runtime distributions and their dependencies (closure)."""
+    seen: set[str] = set()
+    todo = [_canonical(n) for n in RUNTIME_ROOTS]
+    total = 0
+    while todo:
+        name = todo.pop()
+        if name in seen or name in RUNTIME_PROVIDED:
+            continue
+        seen.add(name)
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        for file in dist.files or []:
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file() and "__pycache__" not in path.parts:
+                total += path.stat().st_size
+        todo.extend(_requirement_names(dist))
+    return total / 1e6, sorted(seen)
+
+
+def runtime_deps() -> dict[str, Any]:
+    venv_mb, names = installed_runtime_deps()
+    result: dict[str, Any] = {
+        "runtime_deps_venv_mb": round(venv_mb, 1),
+        "runtime_deps_venv_distributions": names,
+    }
+    if LAYER_ZIP.is_file():
+        with zipfile.ZipFile(LAYER_ZIP) as archive:
+            unzipped = sum(info.file_size for info in archive.infolist())
+        result["runtime_deps_mb"] = round(unzipped / 1e6, 1)
+        result["runtime_deps_source"] = f"unzipped content of {LAYER_ZIP.relative_to(REPO)}"
+    else:
+        result["runtime_deps_mb"] = result["runtime_deps_venv_mb"]
+        result["runtime_deps_source"] = (
+            "installed distributions in the venv (no layer zip built), "
+            f"without {', '.join(sorted(RUNTIME_PROVIDED))} and __pycache__"
+        )
+    return result
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def print_table(result: dict[str, Any]) -> None:
+    peers = result["peers"]
+    stages = result["handler_stage_p50_ms"]
+    rows = [
+        ("raw invoke p50 (handler threads)", f"{result['invoke_p50_ms']:.1f} ms", ""),
+        ("handler end-to-end p50, 1080p JPEG", f"{result['handler_p50_ms']:.1f} ms", ""),
+        (
+            "  decode / preprocess / infer p50",
+            "{decode} / {preprocess} / {infer} ms".format(**stages),
+            "",
+        ),
+        ("ratio handler / invoke", f"{result['ratio']:.3f}", f"<= {TARGETS['ratio_max']}"),
+        (
+            "cold start, model on disk (median)",
+            f"{result['cold_start_s']:.3f} s",
+            f"<= {TARGETS['cold_start_s_max']}",
+        ),
+        ("cold start, model on S3 (median)", f"{result['cold_start_s3_s']:.3f} s", ""),
+        (
+            "peak RSS, disk / S3",
+            f"{result['peak_rss_mb']:.0f} / {result['peak_rss_s3_mb']:.0f} MB",
+            f"<= {TARGETS['peak_rss_mb_max']:.0f}",
+        ),
+        (
+            "runtime deps unzipped",
+            f"{result['runtime_deps_mb']:.1f} MB",
+            result["runtime_deps_source"],
+        ),
+        ("peer: raw invoke, 1 thread", f"{peers['raw_invoke_1_thread_p50_ms']} ms", ""),
+        (
+            "peer: raw invoke, all CPUs",
+            f"{peers['raw_invoke_all_cpus_p50_ms']} ms",
+            f"{os.cpu_count()} CPUs",
+        ),
+        ("peer: tflite_runtime", str(peers["tflite_runtime_p50_ms"]), ""),
+        ("peer: Keras fp32", str(peers["keras_fp32"]), ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"\nReal-time benchmark: {result['bundle']}, {result['num_threads']} threads, "
+        f"load average {result['load_average_start']} -> {result['load_average_end']}"
+    )
+    for name, value, note in rows:
+        print(f"  {name:<{width}}  {value:>22}  {note}")
+    print("  targets met: " + ", ".join(f"{k}={v}" for k, v in result["targets_met"].items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=30, help="warm samples (default 30)")
+    parser.add_argument("--cold-runs", type=int, default=5, help="cold starts each (default 5)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "realtime.json")
+    parser.add_argument(
+        "--bundle", type=Path, default=BUNDLE, help="model bundle (default: %(default)s)"
+    )
+    args = parser.parse_args(argv)
+
+    bundle = args.bundle.resolve()
+    if bundle == BUNDLE:
+        ensure_bundle(bundle)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "bundle": str(bundle),
+        "load_average_start": load_average(),
+    }
+    image = test_image_1080p()
+    event = api_gateway_event(image)
+    event_path = OUT_DIR / "event-1080p.json"
+    event_path.write_text(json.dumps(event))
+    result["image"] = {"width": 1920, "height": 1080, "jpeg_bytes": len(image)}
+
+    log("warm latency: raw interpreter vs. handler (interleaved)")
+    result.update(warm_latency(event, args.iterations, bundle))
+    result["ratio"] = round(result["handler_p50_ms"] / result["invoke_p50_ms"], 3)
+    log("cold starts: model on disk, then on moto S3")
+    result.update(cold_starts(event_path, args.cold_runs, bundle))
+    log("runtime dependency size")
+    result.update(runtime_deps())
+    result["load_average_end"] = load_average()
+    result["targets"] = TARGETS
+    result["targets_met"] = {
+        "ratio": result["ratio"] <= TARGETS["ratio_max"],
+        "cold_start_s": result["cold_start_s"] <= TARGETS["cold_start_s_max"],
+        "peak_rss_mb": result["peak_rss_mb"] <= TARGETS["peak_rss_mb_max"],
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result)
+    print(f"\nwritten: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
