@@ -24,6 +24,8 @@ locals {
   # Batch worker metrics exist wherever the batch path is deployed, known by its queue or job queue.
   has_batch = local.has_job_queue || local.has_dispatcher
 
+  job_queue_arn = coalesce(var.job_queue_arn, "arn:${local.partition}:batch:${local.region}:${local.account_id}:job-queue/${coalesce(var.job_queue_name, "-")}")
+
   functions = merge(
     local.has_predict ? { predict = var.predict_function_name } : {},
     local.has_dispatcher ? { dispatcher = var.dispatcher_function_name } : {},
@@ -237,17 +239,18 @@ resource "aws_cloudwatch_metric_alarm" "batch_images_failed" {
 }
 
 # AWS Batch publishes no CloudWatch metric for failed jobs; its state-change events do.
+# The count depends on the queue's name, which is known at plan time, never on its ARN.
 resource "aws_cloudwatch_event_rule" "batch_job_failed" {
-  count = var.enable_batch_job_failure_notifications && var.job_queue_arn != null ? 1 : 0
+  count = var.enable_batch_job_failure_notifications && local.has_job_queue ? 1 : 0
 
   name        = "${var.name_prefix}-batch-job-failed"
-  description = "FAILED jobs of the ${coalesce(var.job_queue_name, "stack's")} job queue"
+  description = "FAILED jobs of the ${var.job_queue_name} job queue"
   event_pattern = jsonencode({
     source        = ["aws.batch"]
     "detail-type" = ["Batch Job State Change"]
     detail = {
       status   = ["FAILED"]
-      jobQueue = [var.job_queue_arn]
+      jobQueue = [local.job_queue_arn]
     }
   })
   tags = var.tags

@@ -85,7 +85,7 @@ variable "create_xray_sampling_rule" {
 }
 
 variable "enable_batch_job_failure_notifications" {
-  description = "Send \"Batch Job State Change\" events of FAILED jobs in job_queue_arn to the alarm topic (EventBridge rule)."
+  description = "Send \"Batch Job State Change\" events of FAILED jobs in the job queue (job_queue_name) to the alarm topic (EventBridge rule)."
   type        = bool
   default     = true
   nullable    = false
@@ -141,13 +141,13 @@ variable "dlq_name" {
 }
 
 variable "job_queue_name" {
-  description = "Name of the AWS Batch job queue (shown on the dashboard). Null: no batch job widgets."
+  description = "Name of the AWS Batch job queue: shown on the dashboard, and its FAILED jobs are notified. Null: neither."
   type        = string
   default     = null
 }
 
 variable "job_queue_arn" {
-  description = "ARN of the AWS Batch job queue whose FAILED jobs are notified. Null: no job failure notifications."
+  description = "ARN of the job queue named job_queue_name, matched by the failed-job event rule. Null: built from the name, this region and account."
   type        = string
   default     = null
 

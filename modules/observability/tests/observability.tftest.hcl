@@ -176,7 +176,7 @@ run "no_topic_at_all" {
     create_sns_topic = false
     kms_key_arn      = null
     dlq_name         = "q-dlq"
-    job_queue_arn    = "arn:aws:batch:eu-west-1:123456789012:job-queue/q"
+    job_queue_name   = "q"
   }
 
   assert {
@@ -196,7 +196,7 @@ run "switches_off" {
     api_name                               = "my-api"
     api_stage_name                         = "prod"
     predict_function_name                  = "fn"
-    job_queue_arn                          = "arn:aws:batch:eu-west-1:123456789012:job-queue/q"
+    job_queue_name                         = "q"
   }
 
   assert {
@@ -232,6 +232,19 @@ run "custom_metric_names_and_thresholds" {
   assert {
     condition     = strcontains(aws_cloudwatch_dashboard.this[0].dashboard_body, "\"InferMs\"") && strcontains(aws_cloudwatch_dashboard.this[0].dashboard_body, "\"svc\"")
     error_message = "the dashboard must use the configured metric names"
+  }
+}
+
+run "job_queue_arn_from_name" {
+  command = plan
+
+  variables {
+    job_queue_name = "jobs"
+  }
+
+  assert {
+    condition     = jsondecode(aws_cloudwatch_event_rule.batch_job_failed[0].event_pattern).detail.jobQueue == ["arn:aws:batch:eu-west-1:123456789012:job-queue/jobs"]
+    error_message = "without job_queue_arn, the rule must match the queue's ARN built from its name"
   }
 }
 

@@ -1,0 +1,50 @@
+# Copy to environments/aws.tfvars, adjust, then:
+#   terraform apply -var-file=environments/aws.tfvars
+# Credentials come from the usual chain (AWS_PROFILE, SSO, instance role); nothing here.
+
+# region      = "eu-west-1"
+# name_prefix = "inferstack"
+# tags        = { Owner = "ml-platform", CostCenter = "1234" }
+
+# architecture = "arm64"      # Graviton: build layer-arm64.zip with layers/build.py
+# runtime      = "python3.12"
+
+# Real-time function.
+# predict = {
+#   memory_size          = 3008 # more memory = more vCPU for the interpreter
+#   timeout              = 30
+#   reserved_concurrency = 50
+# }
+# provisioned_concurrency = 2 # warm environments with the model loaded; 0 = off
+
+# api = {
+#   throttling_rate_limit  = 100
+#   throttling_burst_limit = 200
+#   quota_limit            = 1000000
+#   quota_period           = "MONTH"
+# }
+# enable_waf = true
+# waf = { rate_limit = 2000 }
+
+# Network: a new private VPC with endpoints (default), or bring your own.
+# network = {
+#   vpc_cidr = "10.42.0.0/16"
+#   az_count = 3
+# }
+# network = {
+#   create_vpc      = false
+#   vpc_id          = "vpc-0123456789abcdef0"
+#   subnet_ids      = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+#   route_table_ids = ["rtb-0123456789abcdef0"]
+# }
+
+# Batch on Fargate.
+# batch = {
+#   worker_image     = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/inferstack-worker:1.0.0"
+#   images_per_child = 500
+#   job              = { vcpu = 2, memory = 4096, timeout = 3600, attempts = 3 }
+#   compute          = { max_vcpus = 64 }
+# }
+
+# log_retention_days    = 365
+# alarm_email_addresses = ["oncall@example.com"]

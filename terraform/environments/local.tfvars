@@ -1,0 +1,23 @@
+# The moto emulator on this machine. The URL is chosen at start-up, so it is given then:
+#   terraform apply -var-file=environments/local.tfvars -var emulator_url=http://127.0.0.1:<port>
+# Start moto with MOTO_IAM_LOAD_MANAGED_POLICIES=true and POST
+# {"lambda":{"use_docker":false},"batch":{"use_docker":false}} to /moto-api/config first.
+
+region = "us-east-1"
+
+# Every service the stack uses goes to emulator_url; fake credentials, no AWS look-ups.
+emulator_services           = ["apigateway", "batch", "cloudwatch", "ec2", "ecr", "events", "iam", "kms", "lambda", "logs", "s3", "sns", "sqs", "sts", "wafv2", "xray"]
+access_key                  = "test"
+secret_key                  = "test"
+skip_credentials_validation = true
+skip_metadata_api_check     = true
+skip_requesting_account_id  = true
+s3_use_path_style           = true
+
+# moto gaps (documented in DESIGN.md), each on for AWS:
+provisioned_concurrency   = 0     # no provisioned concurrency API
+create_xray_sampling_rule = false # no X-Ray API
+enable_tls_only_policy    = false # object calls answer 403 once a TLS-only policy is attached
+
+# A throw-away emulator: let destroy remove non-empty buckets.
+force_destroy = true

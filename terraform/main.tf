@@ -1,0 +1,125 @@
+# inferstack: the real-time API and the batch path over one model bundle, composed from the
+# modules in ../modules. Run `terraform apply -var-file=environments/<env>.tfvars`.
+
+locals {
+  tags = merge({ Project = "inferstack", ManagedBy = "terraform" }, var.tags)
+
+  # Build outputs of the project (layers/build.py, `inferstack model build`) unless overridden.
+  dist                = "${path.root}/../build/dist"
+  predict_zip_path    = coalesce(var.predict_zip_path, "${local.dist}/predict.zip")
+  dispatcher_zip_path = coalesce(var.dispatcher_zip_path, "${local.dist}/dispatcher.zip")
+  layer_zip_path      = coalesce(var.layer_zip_path, "${local.dist}/layer-${var.architecture}.zip")
+  model_bundle_dir    = coalesce(var.model_bundle_dir, "${path.root}/../build/model/resnet50-int8")
+}
+
+module "model_store" {
+  source = "../modules/model_store"
+
+  name_prefix            = var.name_prefix
+  tags                   = local.tags
+  model_bundle_dir       = local.model_bundle_dir
+  enable_tls_only_policy = var.enable_tls_only_policy
+  force_destroy          = var.force_destroy
+}
+
+module "network" {
+  source = "../modules/network"
+
+  name_prefix          = var.name_prefix
+  tags                 = local.tags
+  create_vpc           = var.network.create_vpc
+  vpc_cidr             = var.network.vpc_cidr
+  az_count             = var.network.az_count
+  vpc_id               = var.network.vpc_id
+  subnet_ids           = var.network.subnet_ids
+  route_table_ids      = var.network.route_table_ids
+  create_vpc_endpoints = var.network.create_vpc_endpoints
+  interface_endpoints  = var.network.interface_endpoints
+  enable_flow_logs     = var.network.enable_flow_logs
+  flow_logs = {
+    retention_days = var.log_retention_days
+    kms_key_arn    = module.model_store.kms_key_arn
+  }
+}
+
+module "realtime_api" {
+  source = "../modules/realtime_api"
+
+  name_prefix       = var.name_prefix
+  tags              = local.tags
+  function_zip_path = local.predict_zip_path
+  layer_zip_path    = local.layer_zip_path
+  architecture      = var.architecture
+  runtime           = var.runtime
+
+  memory_size             = var.predict.memory_size
+  timeout                 = var.predict.timeout
+  reserved_concurrency    = var.predict.reserved_concurrency
+  provisioned_concurrency = var.provisioned_concurrency
+  enable_xray_tracing     = var.predict.enable_xray_tracing
+  log_level               = var.predict.log_level
+
+  model_uri        = module.model_store.model_uri
+  model_bucket_arn = module.model_store.bucket_arn
+  kms_key_arn      = module.model_store.kms_key_arn
+
+  subnet_ids         = module.network.subnet_ids
+  security_group_ids = [module.network.lambda_security_group_id]
+
+  api                = var.api
+  enable_waf         = var.enable_waf
+  waf                = var.waf
+  log_retention_days = var.log_retention_days
+}
+
+module "batch" {
+  source = "../modules/batch"
+
+  name_prefix = var.name_prefix
+  tags        = local.tags
+  kms_key_arn = module.model_store.kms_key_arn
+
+  data_bucket = {
+    force_destroy = var.force_destroy
+  }
+
+  dispatcher_zip_path = local.dispatcher_zip_path
+  layer_arns          = [module.realtime_api.layer_arn]
+  architecture        = var.architecture
+  runtime             = var.runtime
+
+  subnet_ids         = module.network.subnet_ids
+  security_group_ids = [module.network.batch_security_group_id]
+
+  model_uri        = module.model_store.model_uri
+  model_bucket_arn = module.model_store.bucket_arn
+
+  worker_image     = var.batch.worker_image
+  images_per_child = var.batch.images_per_child
+  max_array_size   = var.batch.max_array_size
+  job              = var.batch.job
+  compute          = var.batch.compute
+
+  log_retention_days = var.log_retention_days
+}
+
+module "observability" {
+  source = "../modules/observability"
+
+  name_prefix           = var.name_prefix
+  tags                  = local.tags
+  kms_key_arn           = module.model_store.kms_key_arn
+  alarm_email_addresses = var.alarm_email_addresses
+
+  api_name                 = module.realtime_api.api_name
+  api_stage_name           = module.realtime_api.stage_name
+  predict_function_name    = module.realtime_api.function_name
+  predict_log_group_name   = module.realtime_api.log_group_names["function"]
+  dispatcher_function_name = module.batch.dispatcher_function_name
+  queue_name               = module.batch.queue_name
+  dlq_name                 = module.batch.dlq_name
+  job_queue_name           = module.batch.job_queue_name
+  job_queue_arn            = module.batch.job_queue_arn
+
+  create_xray_sampling_rule = var.create_xray_sampling_rule
+}

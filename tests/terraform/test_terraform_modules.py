@@ -1,0 +1,101 @@
+"""Static checks of the Terraform code: fmt, validate, `terraform test`, checkov, README docs.
+
+Nothing here needs an AWS account or an emulator: `terraform test` files use mock providers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tfharness import CONFIGS, MODULES, REPO_ROOT, ROOT_STACK, Result, config_id, run_tf
+
+pytestmark = pytest.mark.terraform
+
+CHECKOV = REPO_ROOT / "build" / "tools" / "checkov" / "bin" / "checkov"
+TESTED_MODULES = [m for m in MODULES if any((m / "tests").glob("*.tftest.hcl"))]
+
+
+def test_fmt(tf_env: dict[str, str]) -> None:
+    dirs = [d for d in ("modules", "terraform", "examples") if (REPO_ROOT / d).is_dir()]
+    result = run_tf(["fmt", "-check", "-recursive", "-diff", "-no-color", *dirs], REPO_ROOT, tf_env)
+    assert result.returncode == 0, f"run `terraform fmt -recursive`:\n{result.output}"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_validate(config: Path, tf_init: Callable[[Path], Result], tf_env: dict[str, str]) -> None:
+    init = tf_init(config)
+    assert init.returncode == 0, f"terraform init failed in {config}:\n{init.output}"
+    result = run_tf(["validate", "-no-color"], config, tf_env)
+    assert result.returncode == 0, result.output
+
+
+@pytest.mark.parametrize("module", TESTED_MODULES, ids=config_id)
+def test_terraform_test(module: Path, tf_init: Callable[[Path], Result], tf_env: dict[str, str]) -> None:
+    init = tf_init(module)
+    assert init.returncode == 0, f"terraform init failed in {module}:\n{init.output}"
+    result = run_tf(["test", "-no-color"], module, tf_env, timeout=900)
+    assert result.returncode == 0, result.output
+    assert "0 failed" in result.output, result.output
+
+
+def test_every_module_has_tests() -> None:
+    untested = sorted(m.name for m in MODULES if m not in TESTED_MODULES)
+    assert not untested, f"modules without tests/*.tftest.hcl: {untested}"
+
+
+def _checkov_failures(report: object) -> list[str]:
+    """Failed checks from checkov's JSON report (a dict, or a list of dicts per framework)."""
+    reports = report if isinstance(report, list) else [report]
+    failures = []
+    for rep in reports:
+        for check in rep.get("results", {}).get("failed_checks", []):
+            failures.append(
+                f"{check['check_id']} {check['resource']} {check['file_path']}:"
+                f"{check['file_line_range']} {check['check_name']}"
+            )
+    return failures
+
+
+def test_checkov() -> None:
+    if not CHECKOV.exists():
+        message = f"checkov is not installed at {CHECKOV}: run `make checkov`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    proc = subprocess.run(
+        [
+            str(CHECKOV),
+            *("-d", "modules", "-d", ROOT_STACK.name),
+            *("--framework", "terraform", "--output", "json", "--quiet"),
+            "--skip-download",  # no network: no guideline links
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=dict(os.environ, BC_SKIP_MAPPING="TRUE"),
+    )
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"checkov did not produce a JSON report (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
+    failures = _checkov_failures(report)
+    assert not failures, "checkov failed checks (fix, or skip inline with a reason):\n" + "\n".join(failures)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def test_module_docs_in_sync() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "modules" / "docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"run `python modules/docs.py`:\n{proc.stderr}"
