@@ -1,4 +1,4 @@
-"""Terraform harness fixtures: one environment and one `terraform init` per directory per session."""
+"""Terraform fixtures: one environment and one `terraform init` per directory per session."""
 
 from __future__ import annotations
 

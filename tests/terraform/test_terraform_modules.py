@@ -36,7 +36,9 @@ def test_validate(config: Path, tf_init: Callable[[Path], Result], tf_env: dict[
 
 
 @pytest.mark.parametrize("module", TESTED_MODULES, ids=config_id)
-def test_terraform_test(module: Path, tf_init: Callable[[Path], Result], tf_env: dict[str, str]) -> None:
+def test_terraform_test(
+    module: Path, tf_init: Callable[[Path], Result], tf_env: dict[str, str]
+) -> None:
     init = tf_init(module)
     assert init.returncode == 0, f"terraform init failed in {module}:\n{init.output}"
     result = run_tf(["test", "-no-color"], module, tf_env, timeout=900)
@@ -85,9 +87,11 @@ def test_checkov() -> None:
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"checkov did not produce a JSON report (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
+        rc = proc.returncode
+        pytest.fail(f"checkov wrote no JSON report (rc {rc}):\n{proc.stderr[-4000:]}")
     failures = _checkov_failures(report)
-    assert not failures, "checkov failed checks (fix, or skip inline with a reason):\n" + "\n".join(failures)
+    hint = "checkov failed checks (fix, or skip inline with a reason):\n"
+    assert not failures, hint + "\n".join(failures)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
