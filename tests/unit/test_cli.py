@@ -212,7 +212,11 @@ def test_model_info(mobilenet_bundle: Path, capsys: pytest.CaptureFixture[str]) 
 def test_model_build_without_modelbuild_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "inferstack.modelbuild", None)  # makes the import fail
+    import inferstack  # noqa: PLC0415
+
+    # None in sys.modules makes the import fail; the package attribute would bypass it.
+    monkeypatch.setitem(sys.modules, "inferstack.modelbuild", None)
+    monkeypatch.delattr(inferstack, "modelbuild", raising=False)
     status = main(["model", "build", "--weights", "random", "--out", str(tmp_path / "b")])
     assert status == 2
     err = capsys.readouterr().err
