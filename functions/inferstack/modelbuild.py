@@ -433,7 +433,11 @@ def build_bundle(
 
     tflite = convert_int8(model, samples, spec, progress)
     quantization = check_tflite(tflite, spec)
-    _say(progress, f"converted: {len(tflite) / 2**20:.1f} MiB, tensors {quantization}")
+    _say(
+        progress,
+        f"converted after {time.perf_counter() - started:.0f} s: {len(tflite) / 2**20:.1f} MiB, "
+        f"(scale, zero point) {quantization}",
+    )
 
     source["created"] = _created()
     source["calibration"] = {"images": len(samples), "source": calibration}

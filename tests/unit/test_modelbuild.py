@@ -285,6 +285,26 @@ def test_classifies_a_real_photo_through_the_core_classifier(
 
 
 @pytest.mark.build
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_int8_model_tracks_the_float_keras_model(built: tuple[Path, list[str]]) -> None:
+    # The same seeded float model the bundle was converted from, on photos that were not in
+    # the calibration set: same top-1, and every class probability within a few output
+    # steps (1/256) of the float one (measured: at most 0.011 here).
+    out, _ = built
+    spec = modelbuild.input_spec(224)
+    model, _ = modelbuild.load_keras_model("random", seed=SEED)
+    classifier = Classifier.from_bundle(load_bundle(out), num_threads=1)
+    unseen = modelbuild.SKIMAGE_PHOTOS[NUM_CALIBRATION:][:3]
+    for pixels in modelbuild.skimage_calibration(NUM_CALIBRATION + 3, SEED, spec)[-3:]:
+        expected = model.predict(modelbuild.normalize(pixels, spec), verbose=0)[0]
+        actual = np.zeros(1000, dtype=np.float32)
+        for prediction in classifier.classify_array(pixels, top_k=1000):
+            actual[prediction["index"]] = prediction["probability"]
+        assert int(np.argmax(actual)) == int(np.argmax(expected)), unseen
+        assert float(np.abs(actual - expected).max()) < 0.05, unseen
+
+
+@pytest.mark.build
 def test_random_weights_build_is_reproducible(
     built: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
