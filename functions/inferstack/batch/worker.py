@@ -1,9 +1,10 @@
 """The batch worker: one array child classifies its shard of a manifest.
 
 Pipeline: a small thread pool does the I/O-bound and GIL-releasing work (S3 GET, Pillow
-decode with JPEG draft mode, resize) and the output PUTs, while the main thread runs the
-interpreter (itself multi-threaded over the CPUs). At most ``prefetch`` images are fetched or
-decoded ahead of inference, so memory stays bounded whatever the shard size, and results are
+decode with JPEG draft mode, resize) and the output PUTs, while one inference thread per
+interpreter keeps the interpreters busy (one interpreter with T threads, or K interpreters
+with one thread each: see ``inferstack_worker.main`` for the default). At most ``prefetch``
+images are in flight, so memory stays bounded whatever the shard size, and results are
 taken in completion order so one slow GET (a retry with backoff) does not stall inference.
 
 Resuming: the shard's output range is listed once; an image whose output exists is HEADed and
@@ -19,8 +20,9 @@ that is malformed or an array index outside it ends with EXIT_DATAERR (65), not 
 
 from __future__ import annotations
 
+import queue
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,14 +144,27 @@ def read_shard(s3: Any, manifest: Manifest, index: int, manifest_bucket: str) ->
 
 
 class ShardWorker:
-    """Classifies one shard; ``classifier`` is an inferstack.classifier.Classifier."""
+    """Classifies one shard.
 
-    def __init__(self, config: WorkerConfig, s3: Any, classifier: Any, manifest: Manifest) -> None:
+    ``classifiers``: one or more inferstack.classifier.Classifier of the same bundle, each with
+    its own interpreter; one inference thread per interpreter (the runtime releases the GIL
+    while it invokes). ``prepare`` (decode) uses the first: it is thread-safe.
+    """
+
+    def __init__(
+        self, config: WorkerConfig, s3: Any, classifiers: Sequence[Any], manifest: Manifest
+    ) -> None:
         from inferstack.images import ImageLimits  # noqa: PLC0415
 
+        if not classifiers:
+            raise ValueError("at least one classifier is needed")
         self.config = config
         self.s3 = s3
-        self.classifier = classifier
+        self.classifiers = list(classifiers)
+        self.classifier = self.classifiers[0]
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for classifier in self.classifiers:
+            self._free.put(classifier)
         self.manifest = manifest
         self.output_bucket = config.output_bucket or manifest.bucket
         self.output_prefix = normalize_prefix(config.output_prefix)
@@ -279,75 +294,78 @@ class ShardWorker:
         except (ClientError, BotoCoreError) as exc:
             raise InfrastructureError(f"cannot write {out_key}: {exc}") from exc
 
-    def record_for(self, fetched: Fetched, stats: ShardStats) -> dict[str, Any]:
-        """Classify (main thread) or turn the fetch error into an error record."""
+    def error_record(self, fetched: Fetched) -> dict[str, Any]:
+        assert fetched.error is not None
+        code, message = fetched.error
         source = records.input_info(self.manifest.bucket, fetched.item.key, fetched.etag)
-        if fetched.kind == "error":
-            assert fetched.error is not None
-            stats.add_error(fetched.error[0])
-            code, message = fetched.error
-            return records.error_record(
-                code, message, model=self.model, source=source, job=self.job
-            )
-        start = time.perf_counter()
-        predictions = self.classifier.classify_array(fetched.pixels, top_k=self.config.top_k)
-        infer = time.perf_counter() - start
-        stats.infer_seconds += infer
-        stats.ok += 1
+        return records.error_record(code, message, model=self.model, source=source, job=self.job)
+
+    def infer(self, fetched: Fetched) -> tuple[str, dict[str, Any], float]:
+        """Runs in an inference thread with a free interpreter: (output key, record, seconds)."""
+        classifier = self._free.get()
+        try:
+            start = time.perf_counter()
+            predictions = classifier.classify_array(fetched.pixels, top_k=self.config.top_k)
+            infer = time.perf_counter() - start
+        finally:
+            self._free.put(classifier)
         timing = {**fetched.timing_ms, "infer": _ms(infer)}
         timing["total"] = round(sum(timing.values()), 3)
-        return records.result_record(
+        source = records.input_info(self.manifest.bucket, fetched.item.key, fetched.etag)
+        record = records.result_record(
             predictions, model=self.model, source=source, timing_ms=timing, job=self.job
         )
+        return fetched.out_key, record, infer
 
     # ------------------------------------------------------------------ pipeline
 
     def run(self, items: list[Item]) -> ShardStats:
+        """Fetch/decode and write on the I/O pool, classify on one thread per interpreter.
+
+        At most ``prefetch`` images are in flight in any stage (fetching, waiting for or in
+        inference, being written), so memory is bounded and a write error stops the shard
+        within a few images.
+        """
         stats = ShardStats(images=len(items))
         in_prefix = self.manifest.input_prefix
         out_keys = [output_key(i.key, in_prefix, self.output_prefix) for i in items]
         existing = self.existing_outputs(out_keys)
-        todo: Iterable[tuple[Item, str]] = iter(zip(items, out_keys, strict=True))
-        depth = max(1, self.config.prefetch)
-        pool = ThreadPoolExecutor(
-            max_workers=max(1, self.config.io_threads), thread_name_prefix="io"
-        )
-        fetching: set[Future[Fetched]] = set()
-        writing: set[Future[None]] = set()
+        todo: Iterator[tuple[Item, str]] = iter(zip(items, out_keys, strict=True))
+        depth = max(len(self.classifiers) + 1, self.config.prefetch)
+        io_pool = ThreadPoolExecutor(max(1, self.config.io_threads), thread_name_prefix="io")
+        infer_pool = ThreadPoolExecutor(len(self.classifiers), thread_name_prefix="infer")
+        stage: dict[Future[Any], str] = {}
         try:
             while True:
-                while len(fetching) < depth and (nxt := next(todo, None)) is not None:
-                    fetching.add(pool.submit(self.fetch, nxt[0], nxt[1], nxt[1] in existing))
-                if not fetching:
+                while len(stage) < depth and (nxt := next(todo, None)) is not None:
+                    item, key = nxt
+                    stage[io_pool.submit(self.fetch, item, key, key in existing)] = "fetch"
+                if not stage:
                     break
-                done, fetching = wait(fetching, return_when=FIRST_COMPLETED)
+                done, _ = wait(list(stage), return_when=FIRST_COMPLETED)
                 for future in done:
-                    fetched = future.result()  # re-raises InfrastructureError
-                    if fetched.kind == "skip":
+                    kind = stage.pop(future)
+                    result = future.result()  # re-raises InfrastructureError
+                    if kind == "fetch" and result.kind == "skip":
                         stats.skipped += 1
-                        continue
-                    record = self.record_for(fetched, stats)
-                    writing.add(pool.submit(self.write, fetched.out_key, record))
-                writing = self._reap(writing, limit=depth)
-            self._reap(writing, limit=0)
+                    elif kind == "fetch" and result.kind == "error":
+                        assert result.error is not None
+                        stats.add_error(result.error[0])
+                        write = io_pool.submit(
+                            self.write, result.out_key, self.error_record(result)
+                        )
+                        stage[write] = "write"
+                    elif kind == "fetch":
+                        stage[infer_pool.submit(self.infer, result)] = "infer"
+                    elif kind == "infer":
+                        out_key, record, seconds = result
+                        stats.ok += 1
+                        stats.infer_seconds += seconds
+                        stage[io_pool.submit(self.write, out_key, record)] = "write"
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            io_pool.shutdown(wait=True, cancel_futures=True)
+            infer_pool.shutdown(wait=True, cancel_futures=True)
         return stats
-
-    @staticmethod
-    def _reap(writing: set[Future[None]], *, limit: int) -> set[Future[None]]:
-        """Surface write errors; block while more than ``limit`` writes are in flight."""
-        pending = set()
-        for future in writing:
-            if future.done():
-                future.result()
-            else:
-                pending.add(future)
-        while len(pending) > limit:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                future.result()
-        return pending
 
     # ------------------------------------------------------------------ summary
 
@@ -372,6 +390,7 @@ class ShardWorker:
             "infer_seconds": round(stats.infer_seconds, 3),
             "model_load_seconds": round(load_seconds, 3),
             "model": self.model,
+            "interpreters": len(self.classifiers),
             "interpreter_threads": getattr(self.classifier, "num_threads", None),
             "io_threads": self.config.io_threads,
             "prefetch": self.config.prefetch,
