@@ -1,0 +1,209 @@
+"""moto server with truthful AWS Batch job states: `python -m inferstack.local.motoserver`.
+
+Why this exists: with `{"batch": {"use_docker": false}}` moto (5.2.x, moto/batch_simple)
+marks every submitted job and array child SUCCEEDED inside `SubmitJob` itself, before
+anything ran; the Docker-backed alternative needs a Docker daemon (none here) and marks the
+job FAILED when it cannot reach one. Neither tells the truth about work the local runner
+does. This launcher starts the same moto server (same CLI as `python -m moto.server`) with
+two small changes, both local-only:
+
+1. submitted jobs stay SUBMITTED (moto's job state machine is set to manual progression, so
+   reading a job does not advance it either) until someone reports progress;
+2. `POST /moto-api/inferstack/batch-job-status` with {"jobId", "status", "exitCode"?,
+   "reason"?} records the progress the local Batch runner observes: RUNNABLE, STARTING,
+   RUNNING (a new attempt), SUCCEEDED/FAILED (attempt end, exit code, stoppedAt).
+
+So `describe_jobs`/`list_jobs` answer what actually happened.
+
+moto itself also "runs" SQS event source mappings: on SendMessage it invokes the mapped
+function (with Lambda's use_docker false, a canned answer that runs nothing) and deletes
+the messages, so they would never reach the local runner, which is the event source mapping
+here. That delivery is switched off; messages wait in the queue as on AWS until polled.
+
+One moto gap is also closed, because it changes what the runner serves and makes Terraform
+see a perpetual diff: moto 5.2.5 drops `binaryMediaTypes` on CreateRestApi and appends ""
+for the value-less `add /binaryMediaTypes/<type>` patch that AWS (and the Terraform
+provider) use. Here both keep the media types, as API Gateway does.
+
+Everything else is moto as shipped. The patch is checked against moto's structure at
+start-up and refuses to start (rather than silently lying) when moto changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+# This module is the emulator process itself: moto is its whole purpose.
+from moto.apigateway.models import RestAPI
+from moto.apigateway.responses import APIGatewayResponse
+from moto.batch.models import BatchBackend, Job, batch_backends
+from moto.batch_simple.models import BatchSimpleBackend
+from moto.moto_api import state_manager
+from moto.moto_api._internal import urls
+from moto.server import main as moto_main
+from moto.sqs.models import Queue
+
+STATUS_PATH = "/moto-api/inferstack/batch-job-status"
+JOB_MODEL = "batch::job"
+# Never advance a job on read: only the local runner moves it.
+MANUAL_FOREVER = {"progression": "manual", "times": 2**62}
+RUNNER_STATUSES = ("RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+def _keep_submitted(self: Any, include_start_attempt: bool, job: Any) -> None:
+    """Replacement for BatchSimpleBackend._mark_job_as_finished: register, do not finish."""
+    del include_start_attempt  # attempts start when the runner reports RUNNING
+    self.backend._jobs[job.job_id] = job
+
+
+def _find_job(job_id: str) -> Any | None:
+    for _account, regions in batch_backends.items():
+        for region in regions:
+            job = regions[region]._jobs.get(job_id)
+            if job is not None:
+                return job
+    return None
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def apply_status(job: Any, status: str, exit_code: int | None, reason: str | None) -> None:
+    """Move one job (or array child) to `status`, keeping attempts like Batch does."""
+    now = datetime.now()
+    if status == "RUNNING":
+        if not job.attempts:
+            job.job_started_at = now
+        job.log_stream_name = job._stream_name
+        job._start_attempt()
+        job.latest_attempt["startedAt"] = _millis(now)
+    elif (
+        status in ("SUCCEEDED", "FAILED", "RUNNABLE")
+        and job.latest_attempt is not None
+        and "stoppedAt" not in job.latest_attempt
+    ):
+        # RUNNABLE after RUNNING = the attempt failed and Batch retries it.
+        job.latest_attempt["stoppedAt"] = _millis(now)
+        if exit_code is not None:
+            job.latest_attempt["container"]["exitCode"] = exit_code
+        if reason:
+            job.latest_attempt["statusReason"] = reason
+    if status in ("SUCCEEDED", "FAILED"):
+        job.exit_code = exit_code
+        if reason:
+            job.job_stopped_reason = reason
+        job._mark_stopped(success=status == "SUCCEEDED")
+    else:
+        job.status = status
+
+
+def _status_handler(request: Any, full_url: str, headers: Any) -> tuple[int, dict, bytes]:
+    del full_url
+    size = int(headers.get("Content-Length") or 0)
+    body = json.loads(request.environ["wsgi.input"].read(size) or b"{}")
+    out_headers = {"Content-Type": "application/json"}
+    status = body.get("status")
+    if status not in RUNNER_STATUSES:
+        return 400, out_headers, json.dumps({"message": f"bad status {status!r}"}).encode()
+    job = _find_job(str(body.get("jobId")))
+    if job is None:
+        return 404, out_headers, json.dumps({"message": "job not found"}).encode()
+    with _SUBMIT_LOCK:
+        apply_status(job, status, body.get("exitCode"), body.get("reason"))
+        answer = job.describe_short()
+    return 200, out_headers, json.dumps(answer, default=str).encode()
+
+
+# SubmitJob registers the parent, then its children, then links them: a ListJobs or
+# DescribeJobs in between would see half an array job. One lock makes submission atomic.
+_SUBMIT_LOCK = threading.RLock()
+
+
+def _atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _SUBMIT_LOCK:
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _unescape_pointer(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
+
+
+def _install_binary_media_types() -> None:
+    create = APIGatewayResponse.create_rest_api
+    patch = RestAPI.apply_patch_operations
+
+    def create_rest_api(self: Any) -> Any:
+        status, headers, body = create(self)
+        types = self._get_param("binaryMediaTypes")
+        if status == 200 and types and not self._get_param("body"):
+            rest_api = self.backend.get_rest_api(json.loads(body)["id"])
+            rest_api.binaryMediaTypes = list(types)
+            body = json.dumps(rest_api.to_dict())
+        return status, headers, body
+
+    def apply_patch_operations(self: Any, patch_operations: list[dict[str, Any]]) -> None:
+        fixed = []
+        for op in patch_operations:
+            path = op.get("path", "")
+            if path.startswith("/binaryMediaTypes/") and op.get("op") in ("add", "remove"):
+                media_type = _unescape_pointer(path.split("/", 2)[2])
+                if op["op"] == "add" and media_type not in self.binaryMediaTypes:
+                    self.binaryMediaTypes.append(media_type)
+                elif op["op"] == "remove" and media_type in self.binaryMediaTypes:
+                    self.binaryMediaTypes.remove(media_type)
+                continue
+            fixed.append(op)
+        patch(self, fixed)
+
+    APIGatewayResponse.create_rest_api = create_rest_api  # type: ignore[method-assign]
+    RestAPI.apply_patch_operations = apply_patch_operations  # type: ignore[method-assign]
+
+
+class _NoDelivery(dict):
+    """A queue's mapping registry that stays empty: moto never delivers to Lambda itself."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        del key, value
+
+
+def _install_no_sqs_delivery() -> None:
+    Queue.lambda_event_source_mappings = property(  # type: ignore[assignment]
+        lambda self: _NoDelivery(), lambda self, value: None
+    )
+
+
+def install() -> None:
+    """Patch moto in this process; raise if moto's internals are not what this expects."""
+    for name in ("_start_attempt", "_mark_stopped"):
+        if not hasattr(Job, name):
+            raise RuntimeError(f"moto changed: Job.{name} is missing; cannot track Batch jobs")
+    if not hasattr(BatchSimpleBackend, "_mark_job_as_finished"):
+        raise RuntimeError("moto changed: BatchSimpleBackend._mark_job_as_finished is missing")
+    BatchSimpleBackend._mark_job_as_finished = _keep_submitted  # type: ignore[method-assign]
+    BatchSimpleBackend.submit_job = _atomic(BatchSimpleBackend.submit_job)  # type: ignore[method-assign]
+    for name in ("list_jobs", "describe_jobs"):
+        setattr(BatchBackend, name, _atomic(getattr(BatchBackend, name)))
+    state_manager.set_transition(JOB_MODEL, MANUAL_FOREVER)
+    urls.url_paths["{0}" + STATUS_PATH + "$"] = _status_handler
+    _install_binary_media_types()
+    _install_no_sqs_delivery()
+
+
+def main(argv: list[str] | None = None) -> None:
+    install()
+    moto_main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

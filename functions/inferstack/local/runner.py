@@ -1,0 +1,208 @@
+"""The local runner: runs the deployed stack's code the way AWS would.
+
+Reads what is deployed from the emulator (functions, REST APIs, usage plan keys, SQS event
+source mappings, Batch job queues) and then
+  - serves each REST API stage on 127.0.0.1:<port>/<stage>/... (inferstack.local.apigw),
+  - runs each Lambda function in its own long-lived process (inferstack.local.execenv),
+  - polls the mapped SQS queues and invokes their functions (inferstack.local.sqs),
+  - runs submitted Batch jobs as local worker processes (inferstack.local.batch).
+
+`python -m inferstack.local.runner --emulator-url URL --region R --state-dir DIR` runs it in
+the foreground until SIGTERM/SIGINT, writing DIR/runner.json once it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from inferstack.local.apigw import LocalApiGateway
+from inferstack.local.batch import BatchRunner
+from inferstack.local.discovery import Stack, client, discover
+from inferstack.local.execenv import ExecutionEnvironment, InvocationError
+from inferstack.local.sqs import QueuePoller
+
+
+def code_sha256(path: Path) -> str:
+    """Lambda's CodeSha256: base64 of the zip's sha256 digest."""
+    return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+
+
+def stale_functions(stack: Stack, dist: Path) -> list[str]:
+    """Functions whose deployed zip is none of build/dist/*.zip (deployed from an old build)."""
+    if not dist.is_dir():
+        return []
+    built = {code_sha256(p) for p in dist.glob("*.zip") if not p.name.startswith("layer-")}
+    return [f.name for f in stack.functions.values() if built and f.code_sha256 not in built]
+
+
+class Runner:
+    def __init__(
+        self,
+        endpoint_url: str,
+        region: str,
+        state_dir: Path,
+        *,
+        api_port: int = 0,
+        dist: Path | None = None,
+        sqs_wait_s: int = 2,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.state_dir = state_dir
+        self.stack = discover(endpoint_url, region)
+        self.environments: dict[str, ExecutionEnvironment] = {}
+        self._env_lock = threading.Lock()
+        self.gateway = LocalApiGateway(self.stack.apis, self.invoke, port=api_port)
+        sqs = client("sqs", endpoint_url, region)
+        self.pollers = [
+            QueuePoller(m, sqs, self.invoke, region, wait_s=sqs_wait_s)
+            for m in self.stack.queue_mappings
+            if m.enabled
+        ]
+        self.batch = BatchRunner(
+            client("batch", endpoint_url, region),
+            self.stack.job_queues,
+            endpoint_url=endpoint_url,
+            region=region,
+            log_dir=state_dir / "logs" / "batch",
+        )
+        for name in stale_functions(self.stack, dist or Path()):
+            print(
+                f"WARNING: {name}: the deployed code is not any zip in {dist}; "
+                "the runner runs the installed package, which may differ from what was applied",
+                flush=True,
+            )
+
+    def environment(self, function_name: str) -> ExecutionEnvironment:
+        with self._env_lock:
+            if function_name not in self.environments:
+                function = self.stack.functions.get(function_name)
+                if function is None:
+                    raise InvocationError(
+                        "ResourceNotFoundException", f"Function not found: {function_name}"
+                    )
+                self.environments[function_name] = ExecutionEnvironment(
+                    function,
+                    endpoint_url=self.endpoint_url,
+                    region=self.region,
+                    work_dir=self.state_dir / "lambda" / function_name,
+                    log_path=self.state_dir / "logs" / f"{function_name}.log",
+                )
+            return self.environments[function_name]
+
+    def invoke(
+        self, function_name: str, qualifier: str | None, event: dict, request_id: str
+    ) -> Any:
+        del qualifier  # aliases and versions share the code deployed locally
+        result = self.environment(function_name).invoke(event, request_id=request_id)
+        if result.init_ms is not None:
+            print(f"lambda {function_name}: cold start, init {result.init_ms:.0f} ms", flush=True)
+        print(f"lambda {function_name}: {request_id} took {result.duration_ms:.0f} ms", flush=True)
+        return result.payload
+
+    def api_urls(self) -> dict[str, str]:
+        return {
+            f"{api.name}/{stage}": self.gateway.url(api, stage)
+            for api in self.stack.apis
+            for stage in api.stages
+        }
+
+    def start(self) -> None:
+        self.gateway.start()
+        for poller in self.pollers:
+            poller.start()
+        self.batch.start()
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        self.batch.stop()
+        with contextlib.suppress(Exception):
+            self.gateway.stop()
+        for env in self.environments.values():
+            env.stop()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "emulator_url": self.endpoint_url,
+            "region": self.region,
+            "api_port": self.gateway.port,
+            "api_urls": self.api_urls(),
+            "functions": {
+                name: {
+                    "handler": f.handler,
+                    "pid": self.environments[name].pid if name in self.environments else None,
+                    "invocations": (
+                        self.environments[name].invocations if name in self.environments else 0
+                    ),
+                }
+                for name, f in self.stack.functions.items()
+            },
+            "queues": [
+                {
+                    "queue": p.mapping.queue_arn,
+                    "function": p.mapping.function_name,
+                    "batches": p.batches,
+                    "deleted": p.deleted,
+                    "left": p.failed,
+                }
+                for p in self.pollers
+            ],
+            "batch": self.batch.summary(),
+            "updated": time.time(),
+        }
+
+    def write_state(self) -> None:
+        path = self.state_dir / "runner.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.describe(), indent=2))
+        tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inferstack.local.runner")
+    parser.add_argument("--emulator-url", required=True)
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--dist", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        del signum, frame
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    runner = Runner(args.emulator_url, args.region, args.state_dir, api_port=args.port,
+                    dist=args.dist)  # fmt: skip
+    runner.start()
+    try:
+        print(f"runner: serving {json.dumps(runner.api_urls())}", flush=True)
+        while not stop.is_set():
+            runner.write_state()
+            stop.wait(2.0)
+    finally:
+        runner.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (args.state_dir / "runner.json").unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
