@@ -25,7 +25,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from inferstack.bundle import InputSpec
 from inferstack.errors import ImageError, ImageTooLarge, InvalidImage, UnsupportedMediaType
@@ -96,8 +96,10 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
         raise ImageTooLarge(f"image too large: {exc}") from exc
     except UnidentifiedImageError:
         pass
-    except _DECODE_ERRORS as exc:
+    except (*_DECODE_ERRORS, MemoryError) as exc:
         raise InvalidImage(f"cannot read image header: {exc}") from exc
+    except Exception as exc:  # untrusted bytes: see load_image
+        raise InvalidImage(f"cannot read image header: {type(exc).__name__}: {exc}") from exc
     # Not an allowed format: tell "a real image of another format" (415) from "not an
     # image at all" (400) by identifying it with every plugin, header only.
     try:
@@ -106,16 +108,17 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
         other.close()
     except Image.DecompressionBombError:
         fmt = "an unsupported format"
-    except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
+    except Exception as exc:  # unidentified or broken: not an image we know
         raise InvalidImage("not a recognised image (empty, corrupt or not an image)") from exc
     allowed = ", ".join(sorted(limits.formats))
     raise UnsupportedMediaType(f"image format {fmt} is not supported (allowed: {allowed})")
 
 
 def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1..8); 1 when absent or unreadable."""
     try:
         value = img.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:
+    except Exception:  # broken EXIF must not fail an otherwise valid image
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -178,23 +181,30 @@ def load_image(
         raise InvalidImage(
             f"image is {width}x{height}, smaller than the minimum side of {limits.min_side} px"
         )
-    orientation = _orientation(img)
-    if draft_size is not None and img.format == "JPEG":
+    # JpegImageFile also covers MPO (multi-picture JPEGs written by many cameras).
+    if draft_size is not None and isinstance(img, JpegImagePlugin.JpegImageFile):
         dw, dh = draft_size
-        if orientation in _SWAPS_AXES:
-            dw, dh = dh, dw  # the draft applies to the stored (unrotated) pixels
+        # JPEG EXIF sits in the header (APP1), readable before decoding; the draft applies
+        # to the stored pixels, so a 90-degree orientation swaps the requested sides.
+        if _orientation(img) in _SWAPS_AXES:
+            dw, dh = dh, dw
         img.draft("RGB", (dw, dh))
     try:
         img.load()
-        if orientation != 1:
+        # Read after load: PNG and WebP may store EXIF after the pixel data.
+        if _orientation(img) != 1:
             img = ImageOps.exif_transpose(img)
         return _to_rgb(img)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image too large: {exc}") from exc
-    except _DECODE_ERRORS as exc:
-        raise InvalidImage(f"cannot decode image: {exc}") from exc
     except MemoryError as exc:
         raise ImageTooLarge("image too large to decode") from exc
+    except _DECODE_ERRORS as exc:
+        raise InvalidImage(f"cannot decode image: {exc}") from exc
+    except Exception as exc:
+        # Any other failure while parsing untrusted bytes (a plugin's KeyError, TypeError,
+        # ...) is still the input's fault: answer 400, never crash the request with a 500.
+        raise InvalidImage(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
 
 
 def _crop_box(width: int, height: int, fraction: float) -> tuple[int, int, int, int] | None:

@@ -157,6 +157,13 @@ def rgba_png(width: int = 64, height: int = 48) -> bytes:
     return encode(Image.fromarray(arr, "RGBA"), "PNG")
 
 
+def mpo_jpeg(width: int = 64, height: int = 48) -> bytes:
+    """A multi-picture JPEG (MPO), as many cameras write: Pillow reports format "MPO"."""
+    first = Image.fromarray(gradient_rgb(width, height))
+    second = Image.new("RGB", (width, height), (0, 0, 255))
+    return encode(first, "MPO", save_all=True, append_images=[second])
+
+
 def over_byte_limit(limit: int = DEFAULT_MAX_BYTES) -> bytes:
     """A valid JPEG padded past ``limit`` bytes (JPEG decoders ignore trailing data)."""
     data = jpeg_bytes(64, 48)
@@ -276,6 +283,7 @@ def image_cases() -> tuple[ImageCase, ...]:
             None,
             (8, 8),
         ),
+        ImageCase("mpo_jpeg", mpo_jpeg(), "image/jpeg", 200, None, (64, 48)),
         ImageCase("jpeg_as_octet_stream", jpeg, octet, 200, None, (64, 48)),
     )
 

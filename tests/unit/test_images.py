@@ -163,6 +163,25 @@ def test_draft_size_accounts_for_crop() -> None:
     assert draft_size_for(spec, factor=1.0) == (256, 256)
 
 
+def test_draft_mode_applies_to_mpo() -> None:
+    from imagecorpus import mpo_jpeg  # noqa: PLC0415
+
+    img = load_image(mpo_jpeg(1920, 1080), ImageLimits(), draft_size=draft_size_for(SPEC))
+    assert img.size == (960, 540)
+
+
+def test_unexpected_plugin_error_is_invalid_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a decoder raises on hostile bytes becomes a 400, never a crash (a decoder
+    failing with KeyError is simulated: no real file is known to trigger one)."""
+
+    def broken_load(self: Image.Image) -> None:
+        raise KeyError("unexpected")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", broken_load)
+    with pytest.raises(InvalidImage, match="KeyError"):
+        load_image(jpeg_bytes(32, 32), ImageLimits(), draft_size=None)
+
+
 def test_draft_mode_not_applied_to_png() -> None:
     data = encode(Image.fromarray(gradient_rgb(1000, 600)), "PNG")
     assert load_image(data, ImageLimits(), draft_size=(100, 100)).size == (1000, 600)
