@@ -327,6 +327,9 @@ def test_random_weights_build_is_reproducible(
 # Keras 3.15 get_weights() trips a NumPy 2 copy-keyword DeprecationWarning per variable.
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
+    # Imported here, not at the top: collecting this module must not load TensorFlow.
+    h5py = pytest.importorskip("h5py")
+    legacy_h5_format = pytest.importorskip("keras.src.legacy.saving.legacy_h5_format")
     model, _ = modelbuild.load_keras_model("random", seed=5, input_size=64)
     path = tmp_path / "resnet50.weights.h5"
     model.save_weights(path)
@@ -335,6 +338,18 @@ def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
     assert source["original_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    # The legacy HDF5 layout Keras' own ImageNet weights file uses (written through Keras'
+    # private legacy module: Keras 3 only writes .weights.h5 itself) and a whole .keras model.
+    legacy = tmp_path / "resnet50_legacy.h5"
+    with h5py.File(legacy, "w") as fh:
+        legacy_h5_format.save_weights_to_hdf5_group(fh, model)
+    whole = tmp_path / "resnet50.keras"
+    model.save(whole)
+    for path in (legacy, whole):
+        loaded, source = modelbuild.load_keras_model(str(path), seed=6, input_size=64)
+        assert source["weights"] == path.name
+        for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
     # The seed alone gives different weights: the file is what made them equal.
     other, _ = modelbuild.load_keras_model("random", seed=6, input_size=64)
     assert not np.array_equal(model.get_weights()[0], other.get_weights()[0])
