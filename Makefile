@@ -67,5 +67,20 @@ bench: $(STAMP) ## benchmarks: real-time and batch, printed and written to build
 	$(BIN)/python tests/bench/bench_realtime.py
 	$(BIN)/python tests/bench/bench_batch.py
 
+build: $(STAMP) ## Lambda layers (x86_64, arm64) and function zips in build/dist/, reproducible
+	$(BIN)/python layers/build.py
+
+# The local cloud: moto server + local runner, no Docker. MODEL=<bundle dir> deploys that
+# bundle; IMAGES=<dir> adds photos to the demo; KEEP=1 leaves the demo stack running.
+LOCAL_ARGS = $(if $(MODEL),--model $(MODEL))
+up: $(STAMP) tf-config ## run the whole stack locally (emulator + runner); writes build/local/endpoints.json
+	$(BIN)/inferstack local up $(LOCAL_ARGS)
+
+down: $(STAMP) ## stop everything `make up` started and remove build/local
+	$(BIN)/inferstack local down
+
+demo: $(STAMP) tf-config ## photos through /predict and the batch path on the local stack (KEEP=1 keeps it up)
+	$(BIN)/inferstack local demo $(LOCAL_ARGS) $(if $(IMAGES),--images $(IMAGES)) $(if $(KEEP),--keep)
+
 clean: ## remove build outputs and the virtualenv
 	rm -rf $(BUILD) $(VENV)

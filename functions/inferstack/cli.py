@@ -22,6 +22,7 @@ from typing import Any
 from inferstack import __version__
 from inferstack.batch.cli import add_batch_commands
 from inferstack.errors import InferstackError
+from inferstack.local.cli import add_local_commands
 
 EXIT_OK = 0
 EXIT_IMAGE_FAILED = 1
@@ -426,6 +427,7 @@ COMMAND_GROUPS: list[Callable[[SubParsers], None]] = [
     _add_model_commands,
     _add_classify_command,
     add_batch_commands,
+    add_local_commands,
 ]
 
 
