@@ -432,6 +432,8 @@ def write_bundle(
     validated before anything is written. Written into a temporary folder renamed into place.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BundleError(f"output path {out} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise BundleError(f"output folder {out} exists and is not empty")
     data = tflite if isinstance(tflite, bytes) else Path(tflite).read_bytes()

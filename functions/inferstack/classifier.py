@@ -174,7 +174,7 @@ class Classifier:
                 f"got {pixels.shape} {pixels.dtype}"
             )
         if self._identity_input:
-            tensor = pixels
+            tensor = np.ascontiguousarray(pixels)
         else:
             tensor = np.take(self._lut, pixels + self._channel_offsets)
         return tensor[None, ...]

@@ -36,10 +36,13 @@ DEFAULT_MIN_SIDE = 8
 DEFAULT_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF"})
 
 # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale inside libjpeg (IDCT scaling), which is
-# both much faster and a proper low-pass downscale. The draft is asked for at least
-# DRAFT_FACTOR times the size the resize step needs, so the final resize still downsamples
-# by >= 2x with Pillow's antialiasing filter and the result stays close to decoding at full
-# size (measured on the fixture photos: same top-1, probabilities within ~1%).
+# much faster and a proper low-pass downscale. The draft is asked for at least DRAFT_FACTOR
+# times the size the resize step needs (the same rule as Pillow's own ``thumbnail``, whose
+# reducing_gap defaults to 2), so the final resize still downsamples >= 2x with Pillow's
+# antialiasing filter. Measured on the fixture photos upscaled to 720p/1080p/12 Mpx with
+# MobileNetV2: top-1 unchanged and the L1 distance of the 1000 probabilities to a full
+# decode <= 0.04, the same as re-encoding the JPEG at quality 95 instead of 90; drafting
+# to 1x the target reached 0.09 for ~1-2 ms less on a 1080p image.
 DRAFT_FACTOR = 2.0
 
 RESAMPLING = {
