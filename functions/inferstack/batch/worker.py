@@ -274,6 +274,11 @@ class ShardWorker:
             pixels = self.classifier.prepare(data, self.limits)
         except ImageError as exc:
             return Fetched(item, out_key, "error", etag=etag, error=(exc.code, exc.message))
+        except Exception as exc:
+            # The decoder promises ImageError for bad input; should an odd file still raise
+            # something else, it is this image's problem, not a reason to fail the shard.
+            message = f"cannot decode image: {type(exc).__name__}: {exc}"
+            return Fetched(item, out_key, "error", etag=etag, error=("invalid_image", message))
         timing = {
             "fetch": _ms(fetched - start),
             "decode_preprocess": _ms(time.perf_counter() - fetched),
