@@ -52,12 +52,14 @@ SIZES = ((640, 480), (1024, 768), (1280, 720), (1600, 1200), (1920, 1080))
 
 # The worker child: run the worker's main() and report its peak RSS (VmHWM) on stderr.
 CHILD = r"""
-import sys
+import resource, sys
 from inferstack_worker.main import main
 status = main(sys.argv[1:])
 with open("/proc/self/status", encoding="ascii") as fh:
     hwm_kib = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
+usage = resource.getrusage(resource.RUSAGE_SELF)
 sys.stderr.write("VMHWM " + hwm_kib + "\n")
+sys.stderr.write("CPU %.3f\n" % (usage.ru_utime + usage.ru_stime))
 sys.exit(status)
 """
 
@@ -112,6 +114,13 @@ def make_images(count: int, seed: int = 0) -> list[bytes]:
         return buf.getvalue()
 
     return [one(i) for i in range(count)]
+
+
+def _cpu_seconds() -> float:
+    import resource  # noqa: PLC0415
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def free_port() -> int:
@@ -255,6 +264,7 @@ def run_config(config: Config, s3: Any, url: str, count: int, tmp: Path) -> dict
     if config.prefetch:
         argv += ["--prefetch", str(config.prefetch)]
     start = time.perf_counter()
+    emulator_start = _cpu_seconds()
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, *argv, "--array-index", str(index)],
@@ -265,14 +275,17 @@ def run_config(config: Config, s3: Any, url: str, count: int, tmp: Path) -> dict
         )
         for index in range(config.processes)
     ]
-    rss_mb = []
+    rss_mb, worker_cpu = [], 0.0
     for proc in procs:
         _, err = proc.communicate(timeout=3600)
         if proc.returncode != 0:
             raise RuntimeError(f"worker failed ({proc.returncode}): {err[-3000:]}")
         hwm = [line.split()[1] for line in err.splitlines() if line.startswith("VMHWM ")]
         rss_mb.append(round(int(hwm[-1]) / 1024, 1))
+        worker_cpu += float([ln.split()[1] for ln in err.splitlines() if ln.startswith("CPU ")][-1])
     wall = time.perf_counter() - start
+    # This process only serves the emulator meanwhile (its main thread waits).
+    emulator_cpu = _cpu_seconds() - emulator_start
     children = []
     for index in range(config.processes):
         key = f"{output_prefix}_summaries/bench/{index}.json"
@@ -297,6 +310,9 @@ def run_config(config: Config, s3: Any, url: str, count: int, tmp: Path) -> dict
             1000 * sum(c["infer_seconds"] for c in children) / max(processed, 1), 1
         ),
         "peak_rss_mb_per_worker": max(rss_mb),
+        # CPU per image, model load included for the workers: where the CPUs went.
+        "worker_cpu_ms_per_image": round(1000 * worker_cpu / max(processed, 1), 1),
+        "emulator_cpu_ms_per_image": round(1000 * emulator_cpu / max(processed, 1), 1),
         "load_average": load_average(),
     }
 
@@ -378,14 +394,18 @@ def main(argv: list[str] | None = None) -> int:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "batch.json").write_text(json.dumps(report, indent=2) + "\n")
 
-    header = f"{'config':<18}{'images/s':>10}{'ratio':>8}{'infer ms':>10}{'RSS MB':>9}{'load s':>8}"
+    header = (
+        f"{'config':<18}{'images/s':>10}{'ratio':>8}{'infer ms':>10}{'RSS MB':>9}"
+        f"{'load s':>8}{'cpu ms/img':>12}{'emu ms/img':>12}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r['config']:<18}{r['images_per_s']:>10.2f}{r['images_per_s'] / limit:>8.2f}"
             f"{r['infer_ms_per_image']:>10.1f}{r['peak_rss_mb_per_worker']:>9.1f}"
-            f"{r['model_load_seconds']:>8.2f}"
+            f"{r['model_load_seconds']:>8.2f}{r['worker_cpu_ms_per_image']:>12.1f}"
+            f"{r['emulator_cpu_ms_per_image']:>12.1f}"
         )
     print("-" * len(header))
     print(

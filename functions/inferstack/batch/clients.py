@@ -1,8 +1,9 @@
 """boto3 clients for batch: standard retries with more attempts than the real-time path.
 
 A batch worker can afford to wait: 8 attempts in all (the first + 7 retries) in botocore's
-standard mode (exponential backoff with full jitter, each wait capped at 20 s) ride out S3 throttling (503 SlowDown) and brief 5xx
-spells that would otherwise fail a whole shard. The endpoint honours AWS_ENDPOINT_URL.
+standard mode (exponential backoff with full jitter, each wait capped at 20 s) ride out S3
+throttling (503 SlowDown) and brief 5xx spells that would otherwise fail a whole shard.
+The endpoint honours AWS_ENDPOINT_URL.
 """
 
 from __future__ import annotations
