@@ -118,7 +118,8 @@ class Classifier:
         self._lut = build_input_lut(spec.normalization, self._input_dtype, in_scale, in_zero)
         # Fast path: raw uint8 input is the pixels themselves, no table lookup at all.
         self._identity_input = spec.normalization.type == "raw" and self._input_dtype == np.uint8
-        self._channel_offsets = np.array([0, 256, 512], dtype=np.intp)
+        # Same table for every channel (raw, or equal mean/std): one lookup for all of them.
+        self._shared_lut = bool((self._lut == self._lut[0]).all())
 
         self._out_scale, self._out_zero = _quantization(self.output_detail)
         self._apply_softmax = bundle.metadata.output.activation == "none"
@@ -175,8 +176,14 @@ class Classifier:
             )
         if self._identity_input:
             tensor = np.ascontiguousarray(pixels)
+        elif self._shared_lut:
+            tensor = np.take(self._lut[0], pixels)
         else:
-            tensor = np.take(self._lut, pixels + self._channel_offsets)
+            # One take per channel into strided views of the output: about 3x faster than a
+            # single take over a combined (3*256) table, which needs an intp index array.
+            tensor = np.empty(pixels.shape, dtype=self._lut.dtype)
+            for channel in range(3):
+                np.take(self._lut[channel], pixels[..., channel], out=tensor[..., channel])
         return tensor[None, ...]
 
     def _invoke(self, tensor: np.ndarray) -> np.ndarray:

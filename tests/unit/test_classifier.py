@@ -376,3 +376,33 @@ def test_lut_tf_on_tf2_mobilenet_input() -> None:
 def test_softmax_is_stable() -> None:
     out = softmax(np.array([1000.0, 1000.0, -1000.0]))
     np.testing.assert_allclose(out, [0.5, 0.5, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("name", "normalization", "shared"),
+    [
+        ("int8_logits", None, False),  # torch mean/std: one table per channel
+        ("int8_logits", {"type": "mean_std", "mean": [127.5] * 3, "std": [127.5] * 3}, True),
+        ("int8_logits", {"type": "raw"}, True),
+    ],
+)
+def test_quantize_applies_each_channels_table(tiny_bundle, name, normalization, shared) -> None:  # type: ignore[no-untyped-def]
+    classifier = Classifier.from_bundle(
+        tiny_bundle(name, activation="none", normalization=normalization)
+    )
+    assert classifier._shared_lut is shared  # which fast path runs
+    pixels = _colourful(16, 4)
+    lut = build_input_lut(
+        classifier.bundle.metadata.input.normalization,
+        np.dtype(np.int8),
+        *classifier.input_detail["quantization"],
+    )
+    expected = np.stack([lut[c][pixels[..., c]] for c in range(3)], axis=-1)
+    tensor = classifier.quantize(pixels)
+    assert tensor.dtype == np.int8
+    np.testing.assert_array_equal(tensor[0], expected)
+    # A non-contiguous view (e.g. a BGR flip) gives the same tensor as its copy.
+    flipped = pixels[..., ::-1]
+    np.testing.assert_array_equal(
+        classifier.quantize(flipped), classifier.quantize(np.ascontiguousarray(flipped))
+    )
