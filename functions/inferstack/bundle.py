@@ -367,7 +367,11 @@ def _load_s3_bundle(uri: str, cache_dir: Path | None, client: Any) -> ModelBundl
     process never sees a partial bundle.
     """
     location = parse_s3_uri(uri)
-    client = client or s3util.s3_client()
+    if client is None:
+        try:
+            client = s3util.s3_client()
+        except Exception as exc:  # botocore configuration errors (region, profile, ...)
+            raise ModelUnavailable(f"cannot create an S3 client for {uri}: {exc}") from exc
     raw_metadata = _fetch_object(client, location.child(METADATA_FILE))
     try:
         metadata = parse_metadata(json.loads(raw_metadata))
