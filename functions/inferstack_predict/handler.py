@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -42,6 +43,7 @@ from inferstack_predict.request import parse_request
 SERVICE = "inferstack-predict"
 ROUTE = "/predict"
 JSON = "application/json"
+T = TypeVar("T")
 
 logger = telemetry.make_logger(SERVICE)
 metrics = telemetry.make_metrics(SERVICE)
@@ -78,7 +80,9 @@ MODEL.load()
 # --------------------------------------------------------------------------- responses
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
         status_code=status,
         content_type=JSON,
@@ -130,7 +134,7 @@ def handle_unexpected(exc: Exception) -> Response:
 # --------------------------------------------------------------------------- route
 
 
-def _timed(name: str, fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+def _timed(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
     """Run ``fn`` inside an X-Ray subsegment ``name``; return its result and milliseconds."""
     with tracer.provider.in_subsegment(name):
         start = time.perf_counter()
