@@ -43,10 +43,11 @@ class LocalStackError(RuntimeError):
 @dataclass(frozen=True)
 class Paths:
     root: Path
+    state_dir: Path | None = None  # default build/local; tests use their own
 
     @property
     def state(self) -> Path:
-        return self.root / "build" / "local"
+        return self.state_dir or self.root / "build" / "local"
 
     @property
     def logs(self) -> Path:
@@ -294,11 +295,17 @@ def is_up(paths: Paths) -> bool:
     return any(pid_alive(int(p)) for p in procs.values() if isinstance(p, int))
 
 
-def up(*, root: Path = REPO_ROOT, model_dir: Path | None = None, build: bool = True) -> dict:
-    paths = Paths(root)
+def up(
+    *,
+    root: Path = REPO_ROOT,
+    model_dir: Path | None = None,
+    build: bool = True,
+    state_dir: Path | None = None,
+) -> dict:
+    paths = Paths(root, state_dir)
     if is_up(paths):
         raise LocalStackError("the local stack is already up: `inferstack local down` first")
-    down(root=root, quiet=True)  # leftovers of a crashed run
+    down(root=root, quiet=True, state_dir=state_dir)  # leftovers of a crashed run
     paths.logs.mkdir(parents=True, exist_ok=True)
     if build:
         build_artifacts(paths)
@@ -316,7 +323,7 @@ def up(*, root: Path = REPO_ROOT, model_dir: Path | None = None, build: bool = T
         endpoints = write_endpoints(paths, emulator.url, outputs, model)
     except BaseException:
         say("start-up failed: stopping what was started")
-        down(root=root, quiet=True, keep_logs=True)
+        down(root=root, quiet=True, keep_logs=True, state_dir=state_dir)
         raise
     say(f"up: {paths.endpoints}")
     return endpoints
@@ -354,9 +361,15 @@ def write_endpoints(
     return endpoints
 
 
-def down(*, root: Path = REPO_ROOT, quiet: bool = False, keep_logs: bool = False) -> None:
+def down(
+    *,
+    root: Path = REPO_ROOT,
+    quiet: bool = False,
+    keep_logs: bool = False,
+    state_dir: Path | None = None,
+) -> None:
     """Stop the runner (it stops its functions and workers), then the emulator; clean up."""
-    paths = Paths(root)
+    paths = Paths(root, state_dir)
     procs = read_processes(paths)
     leftovers = [
         int(f["pid"]) for f in runner_info(paths).get("functions", {}).values() if f.get("pid")
@@ -381,8 +394,8 @@ def down(*, root: Path = REPO_ROOT, quiet: bool = False, keep_logs: bool = False
         say("down: every local process stopped, build/local removed")
 
 
-def status(*, root: Path = REPO_ROOT) -> dict[str, Any]:
-    paths = Paths(root)
+def status(*, root: Path = REPO_ROOT, state_dir: Path | None = None) -> dict[str, Any]:
+    paths = Paths(root, state_dir)
     procs = read_processes(paths)
     result: dict[str, Any] = {"up": is_up(paths), "processes": {}}
     for name in ("emulator", "runner"):

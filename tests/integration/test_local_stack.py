@@ -1,0 +1,198 @@
+"""The whole stack on the local cloud: terraform/ applied to moto, code run by the local runner.
+
+One stack for the module (the apply takes minutes). The last test tears it down and checks
+that nothing is left running; the fixture's finalizer tears down too if a test failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inferstack.local import stack
+from inferstack.local.discovery import client
+from inferstack.local.emulator import port_open
+from inferstack.local.process import pid_alive
+from PIL import Image
+from skimage import data
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+TOP_K_KEYS = {"label", "index", "probability"}
+
+
+def _photo(name: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(getattr(data, name)()).convert("RGB").save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def local_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("local-cloud")
+
+
+@pytest.fixture(scope="module")
+def endpoints(local_state: Path) -> Iterator[dict[str, Any]]:
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not installed")
+    rc = REPO / "build" / "terraform" / "terraformrc"
+    if (
+        "TF_CLI_CONFIG_FILE" not in os.environ
+        and not rc.is_file()
+        and os.environ.get("TF_PLUGIN_MIRROR")
+    ):
+        pytest.skip("run `make tf-config` first (provider mirror configuration)")
+    try:
+        yield stack.up(root=REPO, state_dir=local_state)
+    finally:
+        stack.down(root=REPO, state_dir=local_state, quiet=True)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _check_prediction_schema(answer: dict[str, Any], top_k: int) -> None:
+    assert len(answer["predictions"]) == top_k
+    for prediction in answer["predictions"]:
+        assert set(prediction) == TOP_K_KEYS
+        assert 0 <= prediction["index"] < 1000
+        assert 0.0 <= prediction["probability"] <= 1.0
+    probabilities = [p["probability"] for p in answer["predictions"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert {"name", "version"} <= set(answer["model"])
+
+
+def test_plan_after_apply_shows_no_changes(endpoints: dict[str, Any], local_state: Path) -> None:
+    paths = stack.Paths(REPO, local_state)
+    model = Path(endpoints["model_bundle_dir"])
+    assert stack.terraform_plan_changes(paths, endpoints["emulator_url"], model) == 0
+
+
+def test_predict_refuses_requests_without_the_api_key(endpoints: dict[str, Any]) -> None:
+    jpeg = _photo("chelsea")
+    status, body = _post(endpoints["api_url"], jpeg, {"Content-Type": "image/jpeg"})
+    assert (status, body) == (403, {"message": "Forbidden"})
+    wrong = {"Content-Type": "image/jpeg", "x-api-key": "not-the-key"}
+    assert _post(endpoints["api_url"], jpeg, wrong)[0] == 403
+
+
+def test_predict_answers_with_the_api_key(endpoints: dict[str, Any]) -> None:
+    headers = {"x-api-key": endpoints["api_key"]}
+    status, answer = _post(
+        endpoints["api_url"], _photo("chelsea"), {**headers, "Content-Type": "image/jpeg"}
+    )
+    assert status == 200, answer
+    _check_prediction_schema(answer, 5)
+    assert answer["request_id"]
+    # JSON body with a base64 image, and top_k in the query string
+    body = json.dumps({"image": base64.b64encode(_photo("coffee")).decode()}).encode()
+    status, answer = _post(
+        endpoints["api_url"] + "?top_k=3", body, {**headers, "Content-Type": "application/json"}
+    )
+    assert status == 200, answer
+    _check_prediction_schema(answer, 3)
+    # client errors are 4xx with the error schema, never 5xx
+    status, answer = _post(
+        endpoints["api_url"], b"not an image", {**headers, "Content-Type": "image/jpeg"}
+    )
+    assert status == 400
+    assert answer["error"]["code"] == "invalid_image"
+
+
+def _wait_for(s3: Any, bucket: str, keys: list[str], timeout: float) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < len(keys) and time.monotonic() < deadline:
+        for key in keys:
+            if key not in found:
+                with contextlib.suppress(s3.exceptions.NoSuchKey):
+                    found[key] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        time.sleep(1)
+    return found
+
+
+def test_uploaded_images_get_one_output_each(endpoints: dict[str, Any]) -> None:
+    s3 = client("s3", endpoints["emulator_url"], endpoints["region"])
+    bucket = endpoints["data_bucket"]
+    run = uuid.uuid4().hex[:8]
+    images = {f"input/itest-{run}/{name}.jpg": _photo(name) for name in ("astronaut", "rocket")}
+    corrupt = f"input/itest-{run}/corrupt.jpg"
+    images[corrupt] = _photo("coffee")[:2000]  # a truncated JPEG
+    for key, body in images.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    wanted = {"output/" + key.removeprefix("input/") + ".json": key for key in images}
+    records = _wait_for(s3, bucket, list(wanted), timeout=400)
+    assert set(records) == set(wanted), f"missing outputs: {set(wanted) - set(records)}"
+    for out_key, record in records.items():
+        in_key = wanted[out_key]
+        assert record["input"]["bucket"] == bucket
+        assert record["input"]["key"] == in_key
+        assert record["input"]["etag"]
+        assert {"name", "version", "sha256"} <= set(record["model"])
+        if in_key == corrupt:
+            assert "predictions" not in record
+            assert record["error"]["code"] == "invalid_image"
+        else:
+            assert "error" not in record
+            _check_prediction_schema(record, 5)
+
+
+def test_batch_jobs_report_what_ran(endpoints: dict[str, Any]) -> None:
+    batch = client("batch", endpoints["emulator_url"], endpoints["region"])
+    every = [{"name": "JOB_NAME", "values": ["*"]}]
+    summaries = batch.list_jobs(jobQueue=endpoints["job_queue"], filters=every)["jobSummaryList"]
+    parents = [j["jobId"] for j in summaries if ":" not in j["jobId"]]
+    assert parents, "the dispatcher submitted no job"
+    jobs = batch.describe_jobs(jobs=parents)["jobs"]
+    for job in jobs:
+        assert job["status"] == "SUCCEEDED", job
+        children = job.get("arrayProperties", {}).get("size")
+        if not children:  # a plain job ran exactly once, with exit code 0
+            assert [a["container"]["exitCode"] for a in job["attempts"]] == [0]
+
+
+def test_down_leaves_nothing_running(endpoints: dict[str, Any], local_state: Path) -> None:
+    paths = stack.Paths(REPO, local_state)
+    processes = stack.read_processes(paths)
+    info = stack.runner_info(paths)
+    pids = [processes["emulator"], processes["runner"]]
+    pids += [f["pid"] for f in info.get("functions", {}).values() if f.get("pid")]
+    assert all(pid_alive(p) for p in pids)
+    emulator_port = int(endpoints["emulator_url"].rsplit(":", 1)[1])
+    api_port = int(info["api_port"])
+    stack.down(root=REPO, state_dir=local_state)
+    assert not [p for p in pids if pid_alive(p)]
+    assert not port_open("127.0.0.1", emulator_port)
+    assert not port_open("127.0.0.1", api_port)
+    assert not local_state.exists()
+    # no process anywhere still pointed at this emulator (functions, workers)
+    marker = f"AWS_ENDPOINT_URL={endpoints['emulator_url']}".encode()
+    stray = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "environ").read_bytes().split(b"\0"):
+                    stray.append(int(proc.name))
+            except OSError:
+                continue
+    assert stray == []
