@@ -356,6 +356,7 @@ def test_batch_array_job_runs_locally_and_reports_truthfully(
     assert failed["status"] == "FAILED"
     assert [a["container"].get("exitCode") for a in failed["attempts"]] == [3, 3]
     assert parent["status"] == "FAILED"
+    assert parent["attempts"] == []  # an array parent never runs itself
     out = standin_stack["batch_out"]
     record = json.loads((out / "0.1.json").read_text())
     assert record["AWS_BATCH_JOB_ID"] == f"{job_id}:0"

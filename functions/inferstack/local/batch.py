@@ -121,9 +121,15 @@ class BatchRunner:
     # reporting ---------------------------------------------------------------------------
 
     def report(
-        self, job_id: str, status: str, exit_code: int | None = None, reason: str = ""
+        self,
+        job_id: str,
+        status: str,
+        exit_code: int | None = None,
+        reason: str = "",
+        *,
+        attempt: bool = True,
     ) -> None:
-        payload: dict[str, Any] = {"jobId": job_id, "status": status}
+        payload: dict[str, Any] = {"jobId": job_id, "status": status, "attempt": attempt}
         if exit_code is not None:
             payload["exitCode"] = exit_code
         if reason:
@@ -304,7 +310,7 @@ class BatchRunner:
         elif parent.status == "RUNNABLE":
             parent.status = "RUNNING"
             self.report(parent_id, "STARTING")
-            self.report(parent_id, "RUNNING")
+            self.report(parent_id, "RUNNING", attempt=False)
 
     def _worker_loop(self) -> None:
         while not self.stop_event.is_set():

@@ -10,8 +10,9 @@ two small changes, both local-only:
 1. submitted jobs stay SUBMITTED (moto's job state machine is set to manual progression, so
    reading a job does not advance it either) until someone reports progress;
 2. `POST /moto-api/inferstack/batch-job-status` with {"jobId", "status", "exitCode"?,
-   "reason"?} records the progress the local Batch runner observes: RUNNABLE, STARTING,
-   RUNNING (a new attempt), SUCCEEDED/FAILED (attempt end, exit code, stoppedAt).
+   "reason"?, "attempt"? (false for array parents)} records the progress the local Batch
+   runner observes: RUNNABLE, STARTING, RUNNING (a new attempt), SUCCEEDED/FAILED (attempt
+   end, exit code, stoppedAt).
 
 So `describe_jobs`/`list_jobs` answer what actually happened.
 
@@ -75,10 +76,17 @@ def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def apply_status(job: Any, status: str, exit_code: int | None, reason: str | None) -> None:
-    """Move one job (or array child) to `status`, keeping attempts like Batch does."""
+def apply_status(
+    job: Any, status: str, exit_code: int | None, reason: str | None, *, attempt: bool = True
+) -> None:
+    """Move one job (or array child) to `status`, keeping attempts like Batch does.
+
+    attempt=False for array parents: they change state with their children but never run.
+    """
     now = datetime.now()
-    if status == "RUNNING":
+    if status == "RUNNING" and not attempt:
+        job.job_started_at = now
+    elif status == "RUNNING":
         if not job.attempts:
             job.job_started_at = now
         job.log_stream_name = job._stream_name
@@ -116,7 +124,13 @@ def _status_handler(request: Any, full_url: str, headers: Any) -> tuple[int, dic
     if job is None:
         return 404, out_headers, json.dumps({"message": "job not found"}).encode()
     with _SUBMIT_LOCK:
-        apply_status(job, status, body.get("exitCode"), body.get("reason"))
+        apply_status(
+            job,
+            status,
+            body.get("exitCode"),
+            body.get("reason"),
+            attempt=bool(body.get("attempt", True)),
+        )
         answer = job.describe_short()
     return 200, out_headers, json.dumps(answer, default=str).encode()
 
