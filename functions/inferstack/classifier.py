@@ -23,7 +23,13 @@ import numpy as np
 
 from inferstack.bundle import ModelBundle, Normalization, display_label, load_bundle
 from inferstack.errors import BundleError, InvalidParameter
-from inferstack.images import ImageLimits, draft_size_for, load_image, preprocess
+from inferstack.images import (
+    DRAFT_FACTOR,
+    ImageLimits,
+    draft_size_for,
+    load_image,
+    preprocess,
+)
 from inferstack.runtime import make_interpreter
 
 MAX_TOP_K = 1000
@@ -95,7 +101,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Classifier:
     """A loaded model ready to classify images. Create with ``from_bundle``."""
 
-    def __init__(self, bundle: ModelBundle, interpreter: Any, *, num_threads: int) -> None:
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        interpreter: Any,
+        *,
+        num_threads: int,
+        draft_factor: float | None = DRAFT_FACTOR,
+    ) -> None:
         self.bundle = bundle
         self.num_threads = num_threads
         self._interpreter = interpreter
@@ -127,7 +140,9 @@ class Classifier:
         num_outputs = int(self.output_detail["shape"][-1])
         self.num_classes = num_outputs - self._offset
         self.labels = self._display_labels(bundle.labels, num_outputs)
-        self.draft_size = draft_size_for(spec)
+        # JPEGs are decoded at reduced size (draft mode) down to draft_factor x the input
+        # size; None decodes every image at full size.
+        self.draft_size = None if draft_factor is None else draft_size_for(spec, draft_factor)
 
     def _display_labels(self, labels: tuple[str, ...], num_outputs: int) -> tuple[str, ...]:
         if len(labels) == num_outputs:
@@ -142,12 +157,18 @@ class Classifier:
         return tuple(display_label(line) for line in kept)
 
     @classmethod
-    def from_bundle(cls, bundle: ModelBundle, *, num_threads: int | None = None) -> Classifier:
+    def from_bundle(
+        cls,
+        bundle: ModelBundle,
+        *,
+        num_threads: int | None = None,
+        draft_factor: float | None = DRAFT_FACTOR,
+    ) -> Classifier:
         from inferstack.runtime import available_cpus  # noqa: PLC0415
 
         threads = num_threads if num_threads is not None else available_cpus()
         interpreter = make_interpreter(bundle.model_path, threads)
-        return cls(bundle, interpreter, num_threads=threads)
+        return cls(bundle, interpreter, num_threads=threads, draft_factor=draft_factor)
 
     @classmethod
     def from_uri(

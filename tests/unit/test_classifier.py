@@ -406,3 +406,10 @@ def test_quantize_applies_each_channels_table(tiny_bundle, name, normalization, 
     np.testing.assert_array_equal(
         classifier.quantize(flipped), classifier.quantize(np.ascontiguousarray(flipped))
     )
+
+
+def test_draft_factor(mobilenet_bundle: Path) -> None:
+    bundle = load_bundle(mobilenet_bundle)
+    assert Classifier.from_bundle(bundle, num_threads=1, draft_factor=None).draft_size is None
+    assert Classifier.from_bundle(bundle, num_threads=1, draft_factor=1.0).draft_size == (224, 224)
+    assert Classifier.from_bundle(bundle, num_threads=1).num_threads == 1
