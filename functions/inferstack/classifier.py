@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from inferstack.bundle import ModelBundle, Normalization, display_label, load_bundle
-from inferstack.errors import BundleError, InvalidParameter
+from inferstack.errors import BundleError, InvalidParameter, ModelUnavailable
 from inferstack.images import (
     DRAFT_FACTOR,
     ImageLimits,
@@ -167,15 +167,26 @@ class Classifier:
         from inferstack.runtime import available_cpus  # noqa: PLC0415
 
         threads = num_threads if num_threads is not None else available_cpus()
-        interpreter = make_interpreter(bundle.model_path, threads)
+        try:
+            interpreter = make_interpreter(bundle.model_path, threads)
+        except (ValueError, RuntimeError) as exc:
+            # The sha256 matched, so the file is what was published: it is not a usable model.
+            raise ModelUnavailable(f"cannot load {bundle.model_path}: {exc}") from exc
         return cls(bundle, interpreter, num_threads=threads, draft_factor=draft_factor)
 
     @classmethod
     def from_uri(
-        cls, uri: str | os.PathLike[str], *, num_threads: int | None = None, **load_kwargs: Any
+        cls,
+        uri: str | os.PathLike[str],
+        *,
+        num_threads: int | None = None,
+        draft_factor: float | None = DRAFT_FACTOR,
+        **load_kwargs: Any,
     ) -> Classifier:
-        """Load the bundle (folder or s3://) and create the classifier."""
-        return cls.from_bundle(load_bundle(uri, **load_kwargs), num_threads=num_threads)
+        """Load the bundle (folder or s3://, ``load_bundle`` keywords) and the interpreter."""
+        return cls.from_bundle(
+            load_bundle(uri, **load_kwargs), num_threads=num_threads, draft_factor=draft_factor
+        )
 
     # ------------------------------------------------------------------ stages
 
@@ -211,8 +222,9 @@ class Classifier:
         with self._lock:
             self._interpreter.set_tensor(self.input_detail["index"], tensor)
             self._interpreter.invoke()
-            # get_tensor copies, so the result stays valid once the lock is released.
-            return self._interpreter.get_tensor(self.output_detail["index"])[0]
+            # get_tensor copies, so the result stays valid once the lock is released; some
+            # models answer [1, 1, 1, N] rather than [1, N].
+            return self._interpreter.get_tensor(self.output_detail["index"]).reshape(-1)
 
     def probabilities(self, raw_output: np.ndarray) -> np.ndarray:
         """Dequantized class probabilities with the background (label offset) removed."""

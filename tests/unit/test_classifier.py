@@ -413,3 +413,20 @@ def test_draft_factor(mobilenet_bundle: Path) -> None:
     assert Classifier.from_bundle(bundle, num_threads=1, draft_factor=None).draft_size is None
     assert Classifier.from_bundle(bundle, num_threads=1, draft_factor=1.0).draft_size == (224, 224)
     assert Classifier.from_bundle(bundle, num_threads=1).num_threads == 1
+
+
+def test_unusable_tflite_is_model_unavailable(tmp_path: Path) -> None:
+    from conftest import base_metadata  # noqa: PLC0415
+    from inferstack.errors import ModelUnavailable  # noqa: PLC0415
+
+    bundle = write_bundle(
+        tmp_path / "b", tflite=b"not a flatbuffer at all", labels=["a"], metadata=base_metadata()
+    )
+    with pytest.raises(ModelUnavailable, match="cannot load"):
+        Classifier.from_bundle(bundle)
+
+
+def test_from_uri(mobilenet_bundle: Path, imagenet_fixtures: Path) -> None:
+    classifier = Classifier.from_uri(mobilenet_bundle, num_threads=1)
+    data = (imagenet_fixtures / "bird.bmp").read_bytes()
+    assert classifier.classify_bytes(data, top_k=1).predictions[0]["label"] == "chickadee"
