@@ -129,9 +129,12 @@ def imagenet_labels() -> list[str]:
 
 def _created() -> str:
     """Build time; SOURCE_DATE_EPOCH (reproducible builds) overrides the clock."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
-    return moment.isoformat(timespec="seconds")
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch:
+        return datetime.now(UTC).isoformat(timespec="seconds")
+    if not epoch.isdigit():
+        raise ModelBuildError(f"SOURCE_DATE_EPOCH must be seconds since 1970, got {epoch!r}")
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat(timespec="seconds")
 
 
 def _notes(weights_kind: str, calibration: str, num_samples: int) -> str:
@@ -415,6 +418,7 @@ def build_bundle(
         raise ModelBuildError("num_calibration must be at least 1")
     _check_out(out)
     check_weights_arg(weights)
+    created = _created()
     spec = input_spec(input_size)
     labels = imagenet_labels()
     started = time.perf_counter()
@@ -439,7 +443,7 @@ def build_bundle(
         f"(scale, zero point) {quantization}",
     )
 
-    source["created"] = _created()
+    source["created"] = created
     source["calibration"] = {"images": len(samples), "source": calibration}
     meaningful = weights != "random"
     metadata = {

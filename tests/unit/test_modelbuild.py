@@ -26,6 +26,7 @@ from PIL import Image
 
 NUM_CALIBRATION = 8  # enough to calibrate every layer; keeps the build around half a minute
 SEED = 0
+SOURCE_DATE_EPOCH = 1_700_000_000  # reproducible builds: the "created" timestamp
 
 
 def _encode(pixels: np.ndarray, fmt: str) -> bytes:
@@ -164,6 +165,15 @@ def test_an_output_folder_with_other_files_is_not_replaced(tmp_path: Path) -> No
     assert (tmp_path / "keep-me.txt").read_text() == "precious"
 
 
+def test_a_bad_source_date_epoch_is_refused_before_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(ModelBuildError, match="SOURCE_DATE_EPOCH"):
+        modelbuild.build_bundle(weights="random", out=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
 def test_num_calibration_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ModelBuildError, match="at least 1"):
         modelbuild.build_bundle(weights="random", out=tmp_path / "b", num_calibration=0)
@@ -192,13 +202,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """One random-weights ResNet50 bundle for the whole session, and its progress lines."""
     out = tmp_path_factory.mktemp("modelbuild") / "resnet50-int8"
     messages: list[str] = []
-    result = modelbuild.build_bundle(
-        weights="random",
-        out=out,
-        num_calibration=NUM_CALIBRATION,
-        seed=SEED,
-        progress=messages.append,
-    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SOURCE_DATE_EPOCH", str(SOURCE_DATE_EPOCH))
+        result = modelbuild.build_bundle(
+            weights="random",
+            out=out,
+            num_calibration=NUM_CALIBRATION,
+            seed=SEED,
+            progress=messages.append,
+        )
     assert result == out
     return out, messages
 
@@ -219,7 +231,7 @@ def test_bundle_files_and_metadata(built: tuple[Path, list[str]]) -> None:
     assert (source["kind"], source["weights"], source["seed"]) == ("keras-resnet50", "random", 0)
     assert source["tensorflow"].startswith("2.")
     assert source["calibration"]["images"] == NUM_CALIBRATION
-    assert source["created"].endswith("+00:00")
+    assert source["created"] == "2023-11-14T22:13:20+00:00"  # from SOURCE_DATE_EPOCH
     assert list(bundle.labels) == modelbuild.imagenet_labels()
     # A full ResNet-50 at int8: ~25 MB (fp32 would be ~100 MB).
     assert 20e6 < bundle.model_path.stat().st_size < 30e6
@@ -331,13 +343,12 @@ def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
     h5py = pytest.importorskip("h5py")
     legacy_h5_format = pytest.importorskip("keras.src.legacy.saving.legacy_h5_format")
     model, _ = modelbuild.load_keras_model("random", seed=5, input_size=64)
-    path = tmp_path / "resnet50.weights.h5"
-    model.save_weights(path)
-    loaded, source = modelbuild.load_keras_model(str(path), seed=6, input_size=64)
-    assert source["weights"] == "resnet50.weights.h5"
-    assert source["original_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    # Weights no seed can produce (all ones, stepped): equal weights after loading can only
+    # come from the file.
+    weights = [np.full_like(w, 1.0 + i / 1000) for i, w in enumerate(model.get_weights())]
+    model.set_weights(weights)
+    native = tmp_path / "resnet50.weights.h5"
+    model.save_weights(native)
     # The legacy HDF5 layout Keras' own ImageNet weights file uses (written through Keras'
     # private legacy module: Keras 3 only writes .weights.h5 itself) and a whole .keras model.
     legacy = tmp_path / "resnet50_legacy.h5"
@@ -345,14 +356,12 @@ def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
         legacy_h5_format.save_weights_to_hdf5_group(fh, model)
     whole = tmp_path / "resnet50.keras"
     model.save(whole)
-    for path in (legacy, whole):
+    for path in (native, legacy, whole):
         loaded, source = modelbuild.load_keras_model(str(path), seed=6, input_size=64)
         assert source["weights"] == path.name
-        for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
-            np.testing.assert_array_equal(a, b)
-    # The seed alone gives different weights: the file is what made them equal.
-    other, _ = modelbuild.load_keras_model("random", seed=6, input_size=64)
-    assert not np.array_equal(model.get_weights()[0], other.get_weights()[0])
+        assert source["original_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        for expected, actual in zip(weights, loaded.get_weights(), strict=True):
+            np.testing.assert_array_equal(actual, expected)
 
 
 @pytest.mark.build
