@@ -334,3 +334,19 @@ def test_s3_default_client_is_used(
     _upload(s3, fake_bundle_files)
     bundle = load_bundle(f"s3://{BUCKET}/{PREFIX}", cache_dir=tmp_path)
     assert bundle.model_path.read_bytes() == fake_bundle_files["model.tflite"]
+
+
+def test_s3_client_honours_endpoint_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferstack.s3 import make_client, s3_client  # noqa: PLC0415
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5999")
+    client = s3_client()
+    assert client.meta.endpoint_url == "http://127.0.0.1:5999"
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 6}
+    # A service-specific endpoint wins over the general one.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:6000")
+    assert make_client("sqs").meta.endpoint_url == "http://127.0.0.1:6000"
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    assert s3_client().meta.endpoint_url.startswith("https://")
