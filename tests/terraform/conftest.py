@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-from tfharness import CONFIGS, Initializer, Result, terraform_env
+from tfharness import CONFIGS, TESTED_MODULES, Terraform, terraform_env
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +17,8 @@ def tf_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def tf_init(tf_env: dict[str, str]) -> Callable[[Path], Result]:
-    """Initializes every directory once (two at a time) and hands out the results."""
-    initializer = Initializer(tf_env)
-    initializer.warm(CONFIGS)
-    return initializer
+def terraform(tf_env: dict[str, str]) -> Iterator[Terraform]:
+    """Starts every init, validate and `terraform test` job of the session in the background."""
+    tf = Terraform(tf_env, CONFIGS, TESTED_MODULES)
+    yield tf
+    tf.close()

@@ -9,16 +9,23 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tfharness import CONFIGS, MODULES, REPO_ROOT, ROOT_STACK, Result, config_id, run_tf
+from tfharness import (
+    CONFIGS,
+    MODULES,
+    REPO_ROOT,
+    ROOT_STACK,
+    TESTED_MODULES,
+    Terraform,
+    config_id,
+    run_tf,
+)
 
 pytestmark = pytest.mark.terraform
 
 CHECKOV = REPO_ROOT / "build" / "tools" / "checkov" / "bin" / "checkov"
-TESTED_MODULES = [m for m in MODULES if any((m / "tests").glob("*.tftest.hcl"))]
 
 
 def test_fmt(tf_env: dict[str, str]) -> None:
@@ -28,20 +35,14 @@ def test_fmt(tf_env: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
-def test_validate(config: Path, tf_init: Callable[[Path], Result], tf_env: dict[str, str]) -> None:
-    init = tf_init(config)
-    assert init.returncode == 0, f"terraform init failed in {config}:\n{init.output}"
-    result = run_tf(["validate", "-no-color"], config, tf_env)
+def test_validate(config: Path, terraform: Terraform) -> None:
+    result = terraform.validate(config)
     assert result.returncode == 0, result.output
 
 
 @pytest.mark.parametrize("module", TESTED_MODULES, ids=config_id)
-def test_terraform_test(
-    module: Path, tf_init: Callable[[Path], Result], tf_env: dict[str, str]
-) -> None:
-    init = tf_init(module)
-    assert init.returncode == 0, f"terraform init failed in {module}:\n{init.output}"
-    result = run_tf(["test", "-no-color"], module, tf_env, timeout=900)
+def test_terraform_test(module: Path, terraform: Terraform) -> None:
+    result = terraform.test(module)
     assert result.returncode == 0, result.output
     assert "0 failed" in result.output, result.output
 
@@ -51,9 +52,25 @@ def test_every_module_has_tests() -> None:
     assert not untested, f"modules without tests/*.tftest.hcl: {untested}"
 
 
-def _checkov_failures(report: object) -> list[str]:
-    """Failed checks from checkov's JSON report (a dict, or a list of dicts per framework)."""
-    reports = report if isinstance(report, list) else [report]
+def _json_documents(text: str) -> list[object]:
+    """checkov prints one JSON document per scanned directory, one after the other."""
+    decoder = json.JSONDecoder()
+    documents, pos = [], 0
+    while (pos := _skip_space(text, pos)) < len(text):
+        document, pos = decoder.raw_decode(text, pos)
+        documents.append(document)
+    return documents
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _checkov_failures(documents: list[object]) -> list[str]:
+    """Failed checks from checkov's JSON reports (each a dict, or a list of dicts)."""
+    reports = [r for d in documents for r in (d if isinstance(d, list) else [d])]
     failures = []
     for rep in reports:
         for check in rep.get("results", {}).get("failed_checks", []):
@@ -85,11 +102,12 @@ def test_checkov() -> None:
         env=dict(os.environ, BC_SKIP_MAPPING="TRUE"),
     )
     try:
-        report = json.loads(proc.stdout)
+        documents = _json_documents(proc.stdout)
     except json.JSONDecodeError:
         rc = proc.returncode
         pytest.fail(f"checkov wrote no JSON report (rc {rc}):\n{proc.stderr[-4000:]}")
-    failures = _checkov_failures(report)
+    assert documents, f"checkov reported nothing:\n{proc.stderr[-4000:]}"
+    failures = _checkov_failures(documents)
     hint = "checkov failed checks (fix, or skip inline with a reason):\n"
     assert not failures, hint + "\n".join(failures)
     assert proc.returncode == 0, proc.stderr[-4000:]

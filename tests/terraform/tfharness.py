@@ -17,6 +17,8 @@ EXAMPLES = sorted(p for p in (REPO_ROOT / "examples").glob("*") if any(p.glob("*
 ROOT_STACK = REPO_ROOT / "terraform"
 # Every directory that `terraform validate` must accept.
 CONFIGS = [*MODULES, *EXAMPLES, ROOT_STACK]
+# Modules with `terraform test` files.
+TESTED_MODULES = [m for m in MODULES if any((m / "tests").glob("*.tftest.hcl"))]
 
 
 def config_id(path: Path) -> str:
@@ -80,32 +82,43 @@ def run_tf(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) 
     return Result(proc.returncode, proc.stdout + proc.stderr)
 
 
-class Initializer:
-    """Runs `terraform init -backend=false` at most once per directory per session.
+class Terraform:
+    """The session's terraform work: init once per directory, validate and test jobs run two
+    at a time in the background (these machines have 2 CPUs), each test waits for its job.
 
-    The first init fills the shared plugin cache on its own (concurrent inits may race on
-    it); the rest run two at a time, which is what these 2-CPU machines can take.
+    The first init runs alone because it fills the shared plugin cache, which concurrent
+    inits could race on; later inits only link from it.
     """
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self._env = env
-        self._results: dict[Path, Result] = {}
-        self._lock = threading.Lock()
+    def __init__(self, env: dict[str, str], configs: list[Path], tested: list[Path]) -> None:
+        self.env = env
+        self._inits: dict[Path, Result] = {}
+        self._init_locks = {path: threading.Lock() for path in configs}
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="terraform")
+        if configs:
+            self.init(configs[0])
+        # The slowest jobs (terraform test) first, so the quick ones fill the gaps.
+        self._tests = {m: self._pool.submit(self._after_init, m, "test") for m in tested}
+        self._validations = {c: self._pool.submit(self._after_init, c, "validate") for c in configs}
 
-    def _init(self, path: Path) -> Result:
-        return run_tf(["init", "-backend=false", "-input=false", "-no-color"], path, self._env)
+    def init(self, path: Path) -> Result:
+        with self._init_locks.setdefault(path, threading.Lock()):
+            if path not in self._inits:
+                args = ["init", "-backend=false", "-input=false", "-no-color"]
+                self._inits[path] = run_tf(args, path, self.env)
+            return self._inits[path]
 
-    def warm(self, paths: list[Path]) -> None:
-        todo = [p for p in paths if p not in self._results]
-        if not todo:
-            return
-        self._results[todo[0]] = self._init(todo[0])
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for path, result in zip(todo[1:], pool.map(self._init, todo[1:]), strict=True):
-                self._results[path] = result
+    def _after_init(self, path: Path, command: str) -> Result:
+        init = self.init(path)
+        if init.returncode != 0:
+            return Result(init.returncode, f"terraform init failed in {path}:\n{init.output}")
+        return run_tf([command, "-no-color"], path, self.env, timeout=900)
 
-    def __call__(self, path: Path) -> Result:
-        with self._lock:
-            if path not in self._results:
-                self._results[path] = self._init(path)
-            return self._results[path]
+    def validate(self, path: Path) -> Result:
+        return self._validations[path].result()
+
+    def test(self, module: Path) -> Result:
+        return self._tests[module].result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
