@@ -400,7 +400,19 @@ def _load_s3_bundle(uri: str, cache_dir: Path | None, client: Any) -> ModelBundl
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    _remove_old_versions(base, keep=final)
     return ModelBundle(path=final, metadata=bundle.metadata, labels=bundle.labels)
+
+
+def _remove_old_versions(base: Path, keep: Path) -> None:
+    """Drop cached copies of models previously published under the same URI (/tmp is small).
+
+    Only completed copies (named by their sha256) are removed, never another process's
+    staging folder; an interpreter that still has an old file open keeps reading it.
+    """
+    for entry in base.iterdir():
+        if entry != keep and len(entry.name) == 64 and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def load_bundle(

@@ -307,6 +307,7 @@ def test_s3_new_model_under_same_prefix_is_downloaded(
     assert new.version == "2"
     assert new.model_path.read_bytes() == tflite
     assert new.path != old.path
+    assert not old.path.exists()  # the superseded copy is removed from the cache
 
 
 @pytest.mark.parametrize(
