@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inferstack.local.apigw import is_binary, match_route
+from inferstack.local.apigw import is_binary, match_route, missing_parameters
 from inferstack.local.batch import retry_decision, substitute_parameters
 from inferstack.local.discovery import Route, client
 from inferstack.local.emulator import Emulator, port_open
@@ -53,6 +53,13 @@ def test_routes_prefer_literal_paths() -> None:
     route, params = match_route(routes, "/x/y", "GET")  # type: ignore[misc]
     assert (route.resource_id, params) == ("a", {"proxy": "x/y"})
     assert match_route(routes[1:], "/predict", "GET") is None
+
+
+def test_required_request_parameters() -> None:
+    route = Route("a", "/p", "POST", True, "AWS_PROXY", "f", None,
+                  (("header", "Content-Type"), ("querystring", "top_k")))  # fmt: skip
+    assert missing_parameters(route, {"Content-Type": "image/png"}, "top_k=2") == []
+    assert missing_parameters(route, {}, "") == ["Content-Type", "top_k"]
 
 
 def test_binary_media_types_match_wildcards() -> None:

@@ -3,7 +3,8 @@
 Routes, the API-key requirement, usage plan keys and binary media types come from the
 emulator. Requests become the proxy events API Gateway sends (version 1.0 payload) and the
 handler's proxy response becomes the HTTP answer. URLs: http://127.0.0.1:<port>/<stage>/<path>.
-Not emulated: WAF rules, usage-plan throttling and quotas, authorizers, request validators.
+Request validators are honoured for required parameters (headers, query strings).
+Not emulated: WAF rules, usage-plan throttling and quotas, authorizers, body models.
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ def match_route(
         if match:
             return route, match.groupdict()
     return None
+
+
+def missing_parameters(route: Route, headers: Any, query: str) -> list[str]:
+    """Required request parameters absent from the request, in API Gateway's order."""
+    present_query = parse_qs(query, keep_blank_values=True)
+    missing = []
+    for where, name in route.required_parameters:
+        if (where == "header" and headers.get(name) is None) or (
+            where == "querystring" and name not in present_query
+        ):
+            missing.append(name)
+    return missing
 
 
 def is_binary(content_type: str, binary_media_types: tuple[str, ...]) -> bool:
@@ -226,6 +239,23 @@ class LocalApiGateway:
             flush=True,
         )
 
+    def _gate(
+        self, api: RestApi, stage: str, route: Route, req: BaseHTTPRequestHandler, query: str
+    ) -> tuple[str | None, tuple[int, list[tuple[str, str]], bytes] | None]:
+        """What API Gateway checks before the integration: API key, required parameters."""
+        key_id = None
+        if route.api_key_required:
+            ok, key_id = self._key_ok(api, stage, req.headers.get("x-api-key"))
+            if not ok:
+                return None, _json(*FORBIDDEN)
+        missing = missing_parameters(route, req.headers, query)
+        if missing:
+            message = f"Missing required request parameters: [{', '.join(missing)}]"
+            return key_id, _json(400, {"message": message})
+        if route.integration_type != "AWS_PROXY" or not route.function_name:
+            return key_id, _json(500, {"message": f"{route.integration_type} not served"})
+        return key_id, None
+
     def _dispatch(
         self, req: BaseHTTPRequestHandler, path: str, query: str, body: bytes, request_id: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -238,13 +268,9 @@ class LocalApiGateway:
             return _json(*MISSING_TOKEN)
         route, params = matched
         given_key = req.headers.get("x-api-key")
-        key_id = None
-        if route.api_key_required:
-            ok, key_id = self._key_ok(api, stage, given_key)
-            if not ok:
-                return _json(*FORBIDDEN)
-        if route.integration_type != "AWS_PROXY" or not route.function_name:
-            return _json(500, {"message": f"integration {route.integration_type} not served"})
+        key_id, refusal = self._gate(api, stage, route, req, query)
+        if refusal is not None:
+            return refusal
         event = build_event(
             api=api,
             stage=stage,

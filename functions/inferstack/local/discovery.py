@@ -52,6 +52,8 @@ class Route:
     integration_type: str  # AWS_PROXY for Lambda proxy
     function_name: str | None
     qualifier: str | None  # alias or version the integration invokes
+    # request parameters a validator requires, e.g. ("header", "Content-Type")
+    required_parameters: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,22 @@ def read_functions(lam: Any) -> dict[str, FunctionConfig]:
     return functions
 
 
+def _required_parameters(apigw: Any, api_id: str, method: dict) -> tuple[tuple[str, str], ...]:
+    """Parameters without which API Gateway rejects a request (a parameter validator)."""
+    validator_id = method.get("requestValidatorId")
+    if not validator_id:
+        return ()
+    validator = apigw.get_request_validator(restApiId=api_id, requestValidatorId=validator_id)
+    if not validator.get("validateRequestParameters"):
+        return ()
+    required = []
+    for name, is_required in (method.get("requestParameters") or {}).items():
+        parts = name.split(".", 3)  # method.request.<header|querystring|path>.<name>
+        if is_required and len(parts) == 4:
+            required.append((parts[2], parts[3]))
+    return tuple(sorted(required))
+
+
 def _routes(apigw: Any, api_id: str) -> tuple[Route, ...]:
     routes: list[Route] = []
     for page in apigw.get_paginator("get_resources").paginate(restApiId=api_id):
@@ -144,6 +162,7 @@ def _routes(apigw: Any, api_id: str) -> tuple[Route, ...]:
                         integration_type=integration.get("type", ""),
                         function_name=function_name,
                         qualifier=qualifier,
+                        required_parameters=_required_parameters(apigw, api_id, detail),
                     )
                 )
     return tuple(routes)
