@@ -26,6 +26,9 @@ see a perpetual diff: moto 5.2.5 drops `binaryMediaTypes` on CreateRestApi and a
 for the value-less `add /binaryMediaTypes/<type>` patch that AWS (and the Terraform
 provider) use. Here both keep the media types, as API Gateway does.
 
+And one that makes Terraform see a perpetual diff: moto drops the description of a
+security group rule that targets a prefix list (the S3 gateway endpoint rule); kept here.
+
 Everything else is moto as shipped. The patch is checked against moto's structure at
 start-up and refuses to start (rather than silently lying) when moto changed.
 """
@@ -45,6 +48,7 @@ from moto.apigateway.models import RestAPI
 from moto.apigateway.responses import APIGatewayResponse
 from moto.batch.models import BatchBackend, Job, batch_backends
 from moto.batch_simple.models import BatchSimpleBackend
+from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.moto_api import state_manager
 from moto.moto_api._internal import urls
 from moto.server import main as moto_main
@@ -197,6 +201,26 @@ def _install_no_sqs_delivery() -> None:
     )
 
 
+def _install_prefix_list_rule_descriptions() -> None:
+    init = SecurityGroupRule.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807
+        init(self, *args, **kwargs)
+        # positional: backend, protocol, group, from, to, ip_range, source_group, prefix_list
+        prefix_list = kwargs.get("prefix_list_id", args[7] if len(args) > 7 else None)
+        self._prefix_list_description = (prefix_list or {}).get("Description")
+
+    def description(self: Any) -> str | None:
+        return (
+            self.ip_range.get("Description")
+            or self.source_group.get("Description")
+            or getattr(self, "_prefix_list_description", None)
+        )
+
+    SecurityGroupRule.__init__ = __init__  # type: ignore[method-assign]
+    SecurityGroupRule.description = property(description)  # type: ignore[assignment,method-assign]
+
+
 def install() -> None:
     """Patch moto in this process; raise if moto's internals are not what this expects."""
     for name in ("_start_attempt", "_mark_stopped"):
@@ -212,6 +236,7 @@ def install() -> None:
     urls.url_paths["{0}" + STATUS_PATH + "$"] = _status_handler
     _install_binary_media_types()
     _install_no_sqs_delivery()
+    _install_prefix_list_rule_descriptions()
 
 
 def main(argv: list[str] | None = None) -> None:
