@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import PIL.Image
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -69,7 +70,11 @@ def load_model() -> tuple[Settings, Classifier]:
     # No X-Ray subsegment here: the init runs before any trace header exists, so it would be
     # unsampled and never sent (Lambda traces the init phase itself).
     bundle = load_bundle(settings.model_uri, cache_dir=settings.cache_dir)
-    return settings, Classifier.from_bundle(bundle)
+    classifier = Classifier.from_bundle(bundle)
+    # Pillow imports its common format plugins on the first open: do it during the init
+    # (ahead of traffic with provisioned concurrency), not in the first request's decode.
+    PIL.Image.preinit()
+    return settings, classifier
 
 
 # The only module state besides the powertools objects: built once per sandbox (init).
