@@ -13,7 +13,8 @@ weights; built with ``inferstack model build --weights random`` when missing):
   Invoke and handler samples are interleaved so machine load hits both alike;
 - cold start: a fresh Python process from spawn to its first answer, with the model read from
   local disk, and from S3 emulated by moto server (bench-owned, 127.0.0.1, free port; a fresh
-  MODEL_CACHE_DIR per run, like a new Lambda sandbox). Tracing is disabled, as locally;
+  MODEL_CACHE_DIR per run, like a new Lambda sandbox). Tracing is disabled, as locally, plus
+  one disk variant with X-Ray tracing on as in a Lambda with active tracing;
 - peak RSS of those processes (``os.wait4`` rusage, no psutil);
 - unzipped size of the runtime dependencies: the built layer zip when it exists, otherwise
   the installed distributions (boto3/botocore and their deps excluded: the Lambda runtime
@@ -348,6 +349,18 @@ def cold_start_once(event_path: Path, env: dict[str, str]) -> ColdStart:
     return ColdStart(elapsed, usage.ru_utime + usage.ru_stime, peak_mb, load_seconds)
 
 
+def xray_env(task_root: Path) -> dict[str, str]:
+    """What Lambda sets with active tracing (LAMBDA_TASK_ROOT turns tracing on in powertools)."""
+    return {
+        "POWERTOOLS_TRACE_DISABLED": "false",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "AWS_LAMBDA_FUNCTION_NAME": "inferstack-predict",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{free_port()}",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -390,11 +403,15 @@ def moto_s3_with_bundle(bundle: Path) -> Iterator[dict[str, str]]:
 
 
 def cold_starts(event_path: Path, runs: int, bundle: Path) -> dict[str, Any]:
-    runs_by_kind: dict[str, list[ColdStart]] = {"disk": [], "s3": []}
+    runs_by_kind: dict[str, list[ColdStart]] = {"disk": [], "s3": [], "disk_xray": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(runs):
             env = handler_env(str(bundle), Path(tmp) / f"disk-{i}")
             runs_by_kind["disk"].append(cold_start_once(event_path, env))
+            # The same with X-Ray tracing on, as in a Lambda with active tracing: the SDK is
+            # imported (it builds a botocore client at import). Segments go to a closed port.
+            env = {**env, **xray_env(Path(tmp))}
+            runs_by_kind["disk_xray"].append(cold_start_once(event_path, env))
         with moto_s3_with_bundle(bundle) as s3_env:
             for i in range(runs):
                 # A fresh cache per run: every run downloads the model, like a new sandbox.
@@ -405,7 +422,7 @@ def cold_starts(event_path: Path, runs: int, bundle: Path) -> dict[str, Any]:
         return round(statistics.median(getattr(r, field_name) for r in runs_by_kind[kind]), 3)
 
     results: dict[str, Any] = {}
-    for kind, suffix in (("disk", ""), ("s3", "_s3")):
+    for kind, suffix in (("disk", ""), ("s3", "_s3"), ("disk_xray", "_xray")):
         results[f"cold_start{suffix}_s"] = median(kind, "seconds")
         results[f"cold_start{suffix}_cpu_s"] = median(kind, "cpu_seconds")
         results[f"cold_start{suffix}_model_load_s"] = median(kind, "model_load_seconds")
@@ -517,6 +534,11 @@ def print_table(result: dict[str, Any]) -> None:
             f"{result['cold_start_s3_s']:.3f} s",
             f"(CPU {result['cold_start_s3_cpu_s']:.3f} s, "
             f"model fetch+load {result['cold_start_s3_model_load_s']:.3f} s)",
+        ),
+        (
+            "cold start, disk, X-Ray tracing on",
+            f"{result['cold_start_xray_s']:.3f} s",
+            f"(CPU {result['cold_start_xray_cpu_s']:.3f} s)",
         ),
         (
             "peak RSS, disk / S3",
