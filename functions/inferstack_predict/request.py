@@ -218,6 +218,13 @@ def parse_request(
 
     if is_base64:
         image = decode_base64(body, max_bytes=max_bytes, what="request body")
+    elif "\ufffd" in body:
+        # API Gateway turns bytes that are not UTF-8 into U+FFFD when the content type is not a
+        # binary media type of the API: the image is gone, say why instead of "corrupt image".
+        raise InvalidRequest(
+            "the binary body arrived as text (not base64-encoded by API Gateway): send it with "
+            "a content type the API lists as binary, e.g. image/jpeg or application/octet-stream"
+        )
     else:
         image = _text_body_bytes(body)
         check_size(image, max_bytes)
