@@ -130,6 +130,12 @@ resource "aws_vpc_security_group_egress_rule" "to_endpoints" {
   to_port                      = 443
   referenced_security_group_id = aws_security_group.endpoints[0].id
   tags                         = var.tags
+
+  # The moto emulator drops the description of rules that reference a group or prefix list,
+  # which would show as a change on every plan; the description is set at creation.
+  lifecycle {
+    ignore_changes = [description]
+  }
 }
 
 resource "aws_vpc_security_group_egress_rule" "to_s3" {
@@ -142,6 +148,12 @@ resource "aws_vpc_security_group_egress_rule" "to_s3" {
   to_port           = 443
   prefix_list_id    = local.s3_prefix_list_id
   tags              = var.tags
+
+  # The moto emulator drops the description of rules that reference a group or prefix list,
+  # which would show as a change on every plan; the description is set at creation.
+  lifecycle {
+    ignore_changes = [description]
+  }
 }
 
 resource "aws_vpc_security_group_egress_rule" "to_internet" {

@@ -11,8 +11,10 @@ access_key                  = "test"
 secret_key                  = "test"
 skip_credentials_validation = true
 skip_metadata_api_check     = true
-skip_requesting_account_id  = true
 s3_use_path_style           = true
+# The account id is asked of the emulator's STS (123456789012): without it the provider writes
+# security group references as "<account>/sg-..." and every plan shows a change.
+skip_requesting_account_id = false
 
 # moto gaps (documented in DESIGN.md), each on for AWS:
 provisioned_concurrency   = 0     # no provisioned concurrency API
