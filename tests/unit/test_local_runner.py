@@ -133,13 +133,27 @@ def standin_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
         },
     )
     lam.create_alias(FunctionName="standin-fn", Name="live", FunctionVersion="$LATEST")
+    slow = lam.create_function(
+        FunctionName="standin-slow",
+        Runtime="python3.12",
+        Role=role,
+        Handler="standin_handler.lambda_handler",
+        Code={"ZipFile": _zip_bytes()},
+        Timeout=1,
+    )
     api = apigw.create_rest_api(name="standin-api", binaryMediaTypes=["image/*"])
     root = apigw.get_resources(restApiId=api["id"])["items"][0]["id"]
     uri = (
         f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
         f"{fn['FunctionArn']}:live/invocations"
     )
-    for part, key_required in (("predict", True), ("open", False), ("boom", False)):
+    slow_uri = uri.replace(f"{fn['FunctionArn']}:live", slow["FunctionArn"])
+    for part, key_required in (
+        ("predict", True),
+        ("open", False),
+        ("boom", False),
+        ("sleep", False),
+    ):
         res = apigw.create_resource(restApiId=api["id"], parentId=root, pathPart=part)
         apigw.put_method(
             restApiId=api["id"],
@@ -154,7 +168,7 @@ def standin_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
             httpMethod="POST",
             type="AWS_PROXY",
             integrationHttpMethod="POST",
-            uri=uri,
+            uri=slow_uri if part == "sleep" else uri,
         )
     apigw.create_deployment(restApiId=api["id"], stageName="v1")
     key = apigw.create_api_key(name="standin-key", enabled=True, value="standin-secret-key-0123")
@@ -307,6 +321,21 @@ def test_function_errors_become_502(runner: Runner) -> None:
     base = runner.api_urls()["standin-api/v1"]
     status, body, _ = _post(f"{base}/boom", b"", {})
     assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+
+
+def test_a_timed_out_environment_is_replaced(runner: Runner) -> None:
+    base = runner.api_urls()["standin-api/v1"]
+    status, body, _ = _post(f"{base}/sleep?s=0", b"", {})
+    assert status == 200
+    first_pid = json.loads(body)["init_pid"]
+    assert _post(f"{base}/sleep?s=3", b"", {})[0] == 502  # over the 1 s function timeout
+    assert not pid_alive(first_pid)
+    status, body, _ = _post(f"{base}/sleep?s=0", b"", {})
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["init_pid"] != first_pid
+    assert answer["calls"] == 1  # a fresh environment: init ran again
+    assert runner.environments["standin-slow"].cold_starts == 2
 
 
 def test_sqs_partial_failures_are_retried_then_dead_lettered(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from pathlib import Path
 
 INIT_PID = os.getpid()
@@ -39,6 +40,8 @@ def lambda_handler(event, context):
         return {"batchItemFailures": failures}
     if event["path"] == "/boom":
         raise RuntimeError("stand-in failure")
+    if event["path"] == "/sleep":
+        time.sleep(float(event["queryStringParameters"]["s"]))
     body = event["body"] or ""
     raw = base64.b64decode(body) if event["isBase64Encoded"] else body.encode()
     answer = {
