@@ -411,7 +411,15 @@ def status(*, root: Path = REPO_ROOT, state_dir: Path | None = None) -> dict[str
 
 @contextlib.contextmanager
 def stack_session(*, root: Path = REPO_ROOT, model_dir: Path | None = None, keep: bool = False):
-    """`up` for the length of a block; `down` afterwards (also on Ctrl-C/SIGTERM) unless keep."""
+    """`up` for the length of a block; `down` afterwards (also on Ctrl-C/SIGTERM) unless keep.
+
+    A stack that is already up (`make up`) is used as it is and left running.
+    """
+    paths = Paths(root)
+    if is_up(paths) and paths.endpoints.is_file():
+        say("using the stack that is already up (left running afterwards)")
+        yield json.loads(paths.endpoints.read_text())
+        return
 
     def on_term(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
