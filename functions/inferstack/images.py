@@ -57,6 +57,9 @@ RESAMPLING = {
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION = 0x0112
 
+# Modes Image.reduce averages correctly (not palette indices, bilevel or CMYK).
+_REDUCIBLE_MODES = frozenset({"RGB", "RGBA", "L", "LA"})
+
 # Exceptions Pillow raises on corrupt data, depending on the plugin.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
 
@@ -156,6 +159,19 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _reduce(img: Image.Image, min_size: tuple[int, int]) -> Image.Image:
+    """Shrink by an integer factor (box average) while staying >= ``min_size``.
+
+    The non-JPEG counterpart of draft mode: a 12 Mpx PNG is brought near the size the resize
+    needs before any further full-size copy (mode conversion, alpha compositing) is made.
+    Pillow's reduce premultiplies alpha for RGBA/LA, so transparent pixels do not bleed.
+    """
+    factor = min(img.width // max(1, min_size[0]), img.height // max(1, min_size[1]))
+    if factor < 2:
+        return img
+    return img.reduce(factor)
+
+
 def load_image(
     data: bytes,
     limits: ImageLimits | None = None,
@@ -164,8 +180,10 @@ def load_image(
 ) -> Image.Image:
     """Validate and decode ``data`` into an upright RGB image.
 
-    ``draft_size`` (width, height): for JPEG, decode at the smallest 1/2, 1/4, 1/8 scale that
-    stays at least this large (see ``draft_size_for``). Raises InvalidImage, ImageTooLarge or
+    ``draft_size`` (width, height): the image may come back smaller than its file says, but
+    never smaller than this: JPEGs are decoded at the smallest 1/2, 1/4, 1/8 scale that stays
+    at least this large, other formats are box-reduced by an integer factor after decoding
+    (see ``draft_size_for``). None: full size. Raises InvalidImage, ImageTooLarge or
     UnsupportedMediaType; never anything else for bad input.
     """
     limits = limits or ImageLimits()
@@ -197,7 +215,10 @@ def load_image(
         # Read after load: PNG and WebP may store EXIF after the pixel data.
         if _orientation(img) != 1:
             img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        if draft_size is not None and img.mode in _REDUCIBLE_MODES:
+            img = _reduce(img, draft_size)  # before the mode conversion's full-size copies
+        img = _to_rgb(img)
+        return img if draft_size is None else _reduce(img, draft_size)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image too large: {exc}") from exc
     except MemoryError as exc:

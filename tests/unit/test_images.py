@@ -182,9 +182,33 @@ def test_unexpected_plugin_error_is_invalid_image(monkeypatch: pytest.MonkeyPatc
         load_image(jpeg_bytes(32, 32), ImageLimits(), draft_size=None)
 
 
-def test_draft_mode_not_applied_to_png() -> None:
-    data = encode(Image.fromarray(gradient_rgb(1000, 600)), "PNG")
-    assert load_image(data, ImageLimits(), draft_size=(100, 100)).size == (1000, 600)
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
+def test_other_formats_are_reduced_by_an_integer_factor(mode: str) -> None:
+    """Non-JPEG images are box-reduced after decoding, never below the requested size."""
+    src = Image.fromarray(gradient_rgb(1000, 600)).convert(mode)
+    data = encode(src, "PNG")
+    img = load_image(data, ImageLimits(), draft_size=(100, 100))
+    assert img.size == (167, 100)  # factor min(1000 // 100, 600 // 100) = 6, rounded up
+    assert img.mode == "RGB"
+    assert load_image(data, ImageLimits(), draft_size=None).size == (1000, 600)
+    assert load_image(data, ImageLimits(), draft_size=(400, 400)).size == (1000, 600)  # < 2x
+
+
+def test_reduced_rgba_is_still_composited_on_white() -> None:
+    arr = np.dstack([gradient_rgb(1200, 800), np.full((800, 1200), 255, np.uint8)])
+    arr[:400, :, 3] = 0  # transparent top half
+    img = load_image(encode(Image.fromarray(arr, "RGBA"), "PNG"), draft_size=(200, 200))
+    assert img.size == (300, 200)
+    out = np.asarray(img)
+    assert (out[:95] == 255).all()  # transparent area white, no dark fringe bleeding in
+    assert out[110:].mean() < 250
+
+
+def test_reduced_png_keeps_the_picture() -> None:
+    data = encode(Image.fromarray(gradient_rgb(1800, 1200, seed=4)), "PNG")
+    full = preprocess(load_image(data, draft_size=None), SPEC).astype(float)
+    reduced = preprocess(load_image(data, draft_size=draft_size_for(SPEC)), SPEC).astype(float)
+    assert np.abs(full - reduced).mean() < 2.0
 
 
 def test_draft_keeps_the_picture() -> None:
