@@ -218,7 +218,6 @@ class JobSubmitter:
             "jobQueue": self.settings.job_queue,
             "jobDefinition": self.settings.job_definition,
             "parameters": {"manifest": uri},
-            "tags": {"inferstack:manifest": manifest.id},
         }
         props = array_properties(manifest.children)
         if props is not None:
