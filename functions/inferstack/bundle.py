@@ -353,6 +353,8 @@ def _download(client: Any, location: S3Location, dest: Path) -> None:
         with dest.open("wb") as fh:
             for chunk in iter(lambda: body.read(_HASH_CHUNK), b""):
                 fh.write(chunk)
+    except OSError:
+        raise  # local disk trouble: reported as a cache error by the caller
     except Exception as exc:
         raise ModelUnavailable(f"cannot download {location.uri}: {exc}") from exc
 
@@ -381,16 +383,31 @@ def _load_s3_bundle(uri: str, cache_dir: Path | None, client: Any) -> ModelBundl
     base = cache_dir_for(uri, cache_dir)
     final = base / metadata.sha256
     if final.is_dir():
-        # Still verified: a cached file altered on disk is refused like a bad download.
-        return load_bundle_dir(final, origin=f"{uri} (cached in {final})")
+        try:
+            # Verified on every load, not only after the download.
+            return load_bundle_dir(final, origin=f"{uri} (cached in {final})")
+        except (BundleError, BundleIntegrityError):
+            # The cache is not a source of truth: a copy damaged on disk is thrown away and
+            # downloaded again (and that download is verified like any other).
+            shutil.rmtree(final, ignore_errors=True)
+    try:
+        bundle = _download_bundle(client, location, raw_metadata, base, final)
+    except OSError as exc:
+        raise ModelUnavailable(f"cannot write the model cache under {base}: {exc}") from exc
+    _remove_old_versions(base, keep=final)
+    return bundle
 
+
+def _download_bundle(
+    client: Any, location: S3Location, raw_metadata: bytes, base: Path, final: Path
+) -> ModelBundle:
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=base))
     try:
         (staging / METADATA_FILE).write_bytes(raw_metadata)
         for name in (LABELS_FILE, MODEL_FILE):
             _download(client, location.child(name), staging / name)
-        bundle = load_bundle_dir(staging, origin=uri)  # verifies sha256 before the rename
+        bundle = load_bundle_dir(staging, origin=location.uri)  # sha256 checked before rename
         try:
             staging.rename(final)
         except OSError:
@@ -400,7 +417,6 @@ def _load_s3_bundle(uri: str, cache_dir: Path | None, client: Any) -> ModelBundl
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    _remove_old_versions(base, keep=final)
     return ModelBundle(path=final, metadata=bundle.metadata, labels=bundle.labels)
 
 

@@ -281,15 +281,38 @@ def test_s3_sha256_mismatch_is_refused_and_not_cached(
     )
 
 
-def test_s3_tampered_cache_is_refused(
+def test_s3_damaged_cache_is_downloaded_again(
     s3: Any, tmp_path: Path, fake_bundle_files: dict[str, Any]
 ) -> None:
     _upload(s3, fake_bundle_files)
     uri = f"s3://{BUCKET}/{PREFIX}"
     bundle = load_bundle(uri, cache_dir=tmp_path, s3_client=s3)
     bundle.model_path.write_bytes(b"changed on disk")
+    gets = _count_get_object(s3)
+    again = load_bundle(uri, cache_dir=tmp_path, s3_client=s3)
+    assert sorted(Path(k).name for k in gets) == ["labels.txt", "model.json", "model.tflite"]
+    assert again.model_path.read_bytes() == fake_bundle_files["model.tflite"]
+
+
+def test_s3_damaged_cache_and_bad_upload_is_refused(
+    s3: Any, tmp_path: Path, fake_bundle_files: dict[str, Any]
+) -> None:
+    _upload(s3, fake_bundle_files)
+    uri = f"s3://{BUCKET}/{PREFIX}"
+    load_bundle(uri, cache_dir=tmp_path, s3_client=s3).model_path.write_bytes(b"damaged")
+    _upload(s3, {"model.tflite": b"TFL3 replaced without updating model.json"})
     with pytest.raises(BundleIntegrityError):
         load_bundle(uri, cache_dir=tmp_path, s3_client=s3)
+
+
+def test_s3_unwritable_cache_is_model_unavailable(
+    s3: Any, tmp_path: Path, fake_bundle_files: dict[str, Any]
+) -> None:
+    _upload(s3, fake_bundle_files)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(ModelUnavailable, match="model cache"):
+        load_bundle(f"s3://{BUCKET}/{PREFIX}", cache_dir=blocker, s3_client=s3)
 
 
 def test_s3_new_model_under_same_prefix_is_downloaded(
