@@ -361,3 +361,26 @@ def test_classify_from_s3(
     (line,) = json_lines(capsys.readouterr().out)
     assert line["predictions"][0]["label"] == "military uniform"
     assert any(tmp_path.rglob("model.tflite"))
+
+
+def test_classify_corpus_in_order(
+    mobilenet_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every corpus case through the CLI's prefetch pipeline: one line each, input order."""
+    from imagecorpus import image_cases  # noqa: PLC0415
+
+    cases = list(image_cases()) * 2  # more files than the prefetch window
+    paths = []
+    for i, case in enumerate(cases):
+        path = tmp_path / f"{i:03d}-{case.name}"
+        path.write_bytes(case.data)
+        paths.append(str(path))
+    status = main(["classify", "--model", str(mobilenet_bundle), "--top-k", "2", *paths])
+    assert status == 1  # some images fail, every file was readable
+    lines = json_lines(capsys.readouterr().out)
+    assert [line["image"] for line in lines] == paths
+    for case, line in zip(cases, lines, strict=True):
+        if case.expected_error is None:
+            assert len(line["predictions"]) == 2, case.name
+        else:
+            assert line["error"]["code"] == case.code, case.name
