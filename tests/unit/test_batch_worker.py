@@ -179,3 +179,37 @@ def test_ref_placeholder_is_a_usage_error(model_uri: str) -> None:
     with pytest.raises(SystemExit) as info:
         run_worker("Ref::manifest", model_uri)
     assert info.value.code == 2
+
+
+def test_batch_status_aggregates_child_summaries(
+    s3: Any, model_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inferstack.cli import main as cli_main  # noqa: PLC0415
+
+    keys = put_images(s3, {f"input/s/{i}.jpg": body for i, body in enumerate(photo_jpegs(3))})
+    (manifest,) = write_manifests(s3, keys, images_per_child=1)
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-s")
+    for index in (0, 2):  # child 1 has not run (yet)
+        assert run_worker(manifest, model_uri, index=index) == EXIT_OK
+    capsys.readouterr()
+    assert "Contents" not in s3.list_objects_v2(
+        Bucket=DATA_BUCKET, Prefix="output/_summaries/job-s."
+    )
+
+    assert cli_main(["batch", "status", "--job-id", "job-s", "--bucket", DATA_BUCKET]) == 1
+    partial = json.loads(capsys.readouterr().out)
+    assert (partial["children"], partial["children_done"], partial["missing_indexes"]) == (
+        3,
+        2,
+        [1],
+    )
+    assert partial["complete"] is False
+
+    assert run_worker(manifest, model_uri, index=1) == EXIT_OK
+    capsys.readouterr()
+    assert cli_main(["batch", "status", "--job-id", "job-s", "--bucket", DATA_BUCKET]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert (done["complete"], done["ok"], done["images"]) == (True, 3, 3)
+    # The last child wrote the job summary itself.
+    written = s3.get_object(Bucket=DATA_BUCKET, Key="output/_summaries/job-s.json")["Body"].read()
+    assert json.loads(written)["ok"] == 3
