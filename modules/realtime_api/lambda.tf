@@ -1,0 +1,102 @@
+###############################################################################
+# Real-time inference function: layer, function, alias, concurrency
+###############################################################################
+
+resource "aws_lambda_layer_version" "runtime" {
+  count = local.create_layer ? 1 : 0
+
+  layer_name               = "${var.name_prefix}-runtime-${replace(var.architecture, "_", "-")}"
+  description              = "inferstack runtime dependencies (${var.runtime}, ${var.architecture})"
+  filename                 = var.layer_zip_path
+  source_code_hash         = filebase64sha256(var.layer_zip_path)
+  compatible_runtimes      = [var.runtime]
+  compatible_architectures = [var.architecture]
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  # Lambda writes to /aws/lambda/<function name>; creating it here gives it retention and KMS.
+  name              = "/aws/lambda/${local.function_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway only; a DLQ applies to asynchronous invocations, and errors are returned to the caller.
+  #checkov:skip=CKV_AWS_117:The VPC is optional (subnet_ids); with subnet_ids set the function runs in the VPC.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile; the zips are built reproducibly by the project and pinned by source_code_hash.
+  function_name = local.function_name
+  description   = "inferstack real-time image classification (POST /predict)"
+  role          = aws_iam_role.function.arn
+  handler       = "inferstack_predict.handler.lambda_handler"
+  runtime       = var.runtime
+  architectures = [var.architecture]
+  memory_size   = var.memory_size
+  timeout       = var.timeout
+
+  filename         = var.function_zip_path
+  source_code_hash = filebase64sha256(var.function_zip_path)
+  layers           = [local.layer_arn]
+  publish          = true
+
+  reserved_concurrent_executions = var.reserved_concurrency
+  kms_key_arn                    = var.kms_key_arn
+
+  environment {
+    variables = {
+      MODEL_URI                    = var.model_uri
+      MODEL_CACHE_DIR              = "/tmp/model"
+      MAX_IMAGE_BYTES              = tostring(var.max_image_bytes)
+      MAX_IMAGE_PIXELS             = tostring(var.max_image_pixels)
+      DEFAULT_TOP_K                = tostring(var.default_top_k)
+      POWERTOOLS_SERVICE_NAME      = "inferstack-predict"
+      POWERTOOLS_METRICS_NAMESPACE = "Inferstack"
+      LOG_LEVEL                    = var.log_level
+    }
+  }
+
+  tracing_config {
+    mode = var.enable_xray_tracing ? "Active" : "PassThrough"
+  }
+
+  dynamic "vpc_config" {
+    for_each = local.enable_vpc ? [1] : []
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = var.security_group_ids
+    }
+  }
+
+  tags = var.tags
+
+  depends_on = [
+    aws_cloudwatch_log_group.function,
+    aws_iam_role_policy.function,
+    aws_iam_role_policy_attachment.vpc_access,
+  ]
+}
+
+resource "aws_lambda_alias" "live" {
+  name             = "live"
+  description      = "Version served by the API"
+  function_name    = aws_lambda_function.this.function_name
+  function_version = aws_lambda_function.this.version
+}
+
+resource "aws_lambda_provisioned_concurrency_config" "live" {
+  count = var.provisioned_concurrency > 0 ? 1 : 0
+
+  function_name                     = aws_lambda_alias.live.function_name
+  qualifier                         = aws_lambda_alias.live.name
+  provisioned_concurrent_executions = var.provisioned_concurrency
+}
+
+resource "aws_lambda_permission" "api" {
+  statement_id  = "AllowApiGatewayPredict"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this.function_name
+  qualifier     = aws_lambda_alias.live.name
+  principal     = "apigateway.amazonaws.com"
+  # The method ARN: this API, this stage, POST /predict only.
+  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.api.stage_name}/${aws_api_gateway_method.predict.http_method}/${aws_api_gateway_resource.predict.path_part}"
+}

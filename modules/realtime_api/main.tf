@@ -1,0 +1,25 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  function_name = "${var.name_prefix}-predict"
+  api_name      = "${var.name_prefix}-api"
+
+  # s3://bucket/prefix/ -> "bucket" and "prefix/" ("" for the bucket root).
+  model_bucket = split("/", trimprefix(var.model_uri, "s3://"))[0]
+  model_prefix = trimprefix(trimprefix(var.model_uri, "s3://"), "${local.model_bucket}/")
+
+  create_layer = var.layer_zip_path != null
+  layer_arn    = local.create_layer ? aws_lambda_layer_version.runtime[0].arn : var.layer_arn
+
+  enable_vpc  = length(var.subnet_ids) > 0
+  waf_logging = var.enable_waf && var.waf.enable_logging
+
+  log_group_names = merge(
+    {
+      function   = aws_cloudwatch_log_group.function.name
+      api_access = aws_cloudwatch_log_group.api_access.name
+    },
+    local.waf_logging ? { waf = aws_cloudwatch_log_group.waf[0].name } : {},
+  )
+}
