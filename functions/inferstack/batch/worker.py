@@ -173,7 +173,7 @@ class ShardWorker:
             max_bytes=config.max_image_bytes or defaults.max_bytes,
             max_pixels=config.max_image_pixels or defaults.max_pixels,
         )
-        bundle = classifier.bundle
+        bundle = self.classifier.bundle
         self.model = records.model_info(bundle.name, bundle.version, bundle.sha256)
         self.job = {"id": parent_job_id(config.job_id), "array_index": config.array_index}
 
