@@ -43,8 +43,8 @@ def _env_int(name: str, default: int | None) -> int | None:
 
 def default_io_threads(cpus: int) -> int:
     """I/O threads: S3 latency dominates, decode is cheap with JPEG draft mode; 2-4 keep the
-    interpreter fed without stealing much CPU from it."""
-    return max(2, min(4, cpus + 1))
+    interpreters fed (2 measured slightly better than 3 on 2 vCPUs)."""
+    return max(2, min(4, cpus))
 
 
 def interpreter_layout(cpus: int, interpreters: int | None, threads: int | None) -> tuple[int, int]:
@@ -52,10 +52,11 @@ def interpreter_layout(cpus: int, interpreters: int | None, threads: int | None)
 
     Why: a multi-threaded invoke waits at every layer for its slowest thread, so when decode
     and S3 calls take a CPU away for a moment, both interpreter threads stall; independent
-    single-threaded interpreters just take turns. Measured with ResNet-50 int8 on 2 shared
-    vCPUs (tests/bench/bench_batch.py, noisy): 2 interpreters x 1 thread 3.46 images/s,
-    1 x 2 threads 2.87, 2 processes x 1 thread 3.35, at the same CPU per image. The cost is
-    one more interpreter in memory: peak RSS 218 MB vs 162 MB.
+    single-threaded interpreters just take turns. Measured with ResNet-50 int8 on 2 vCPUs
+    shared with other work (tests/bench/bench_batch.py, 500 images, noisy), images/s for
+    2 interpreters x 1 thread / 1 x 2 threads / 2 processes x 1 thread: 17.2 / 16.3 / 14.3 on
+    a quiet machine, 14.1 / 8.0 / 10.9 under load, at the same CPU per image. The cost is one
+    more interpreter in memory: peak RSS 213 MB instead of 162 MB.
     """
     if interpreters is None:
         interpreters = cpus if threads is None else max(1, cpus // threads)

@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument(
         "--configs",
-        default="1x1x2:io3,1x2x1:io2,1x2x1:io3,2x1x1:io2",
+        default="1x2x1:io2,1x1x2:io2,1x2x1:io3,2x1x1:io2",
         help="comma-separated PxKxT:ioN[:pfM]: P processes x K interpreters x T threads, "
         "N I/O threads, prefetch M",
     )
