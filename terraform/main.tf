@@ -82,6 +82,7 @@ module "batch" {
   data_bucket = {
     force_destroy = var.force_destroy
   }
+  enable_tls_only_policy = var.enable_tls_only_policy
 
   dispatcher_zip_path = local.dispatcher_zip_path
   layer_arns          = [module.realtime_api.layer_arn]

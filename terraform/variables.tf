@@ -178,7 +178,7 @@ variable "log_retention_days" {
 ################################################################################
 
 variable "enable_tls_only_policy" {
-  description = "Deny non-TLS requests to the model bucket (moto answers 403 to object calls once such a policy is attached)."
+  description = "Deny non-TLS requests to the model and data buckets (moto answers 403 to object calls once such a policy is attached)."
   type        = bool
   default     = true
   nullable    = false
