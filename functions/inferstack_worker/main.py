@@ -53,10 +53,12 @@ def interpreter_layout(cpus: int, interpreters: int | None, threads: int | None)
     Why: a multi-threaded invoke waits at every layer for its slowest thread, so when decode
     and S3 calls take a CPU away for a moment, both interpreter threads stall; independent
     single-threaded interpreters just take turns. Measured with ResNet-50 int8 on 2 vCPUs
-    shared with other work (tests/bench/bench_batch.py, 500 images, noisy), images/s for
-    2 interpreters x 1 thread / 1 x 2 threads / 2 processes x 1 thread: 17.2 / 16.3 / 14.3 on
-    a quiet machine, 14.1 / 8.0 / 10.9 under load, at the same CPU per image. The cost is one
-    more interpreter in memory: peak RSS 213 MB instead of 162 MB.
+    shared with other work (tests/bench/bench_batch.py, 500 images), images/s for
+    2 interpreters x 1 thread / 1 x 2 threads / 2 processes x 1 thread in three runs:
+    17.2 / 16.3 / 14.3 (quiet), 14.1 / 8.0 / 10.9 and 12.3 / 13.1 / 5.0 (load 3-10). CPU per
+    image is the same (106-108 ms) in every layout, so the differences are mostly the other
+    load; 2 x 1 was best in two runs of three. Cost: one more interpreter in memory, peak
+    RSS 213 MB instead of 162 MB.
     """
     if interpreters is None:
         interpreters = cpus if threads is None else max(1, cpus // threads)
