@@ -17,7 +17,7 @@ else
 export TF_PLUGIN_CACHE_DIR := $(TF_PLUGIN_CACHE)
 endif
 
-.PHONY: help venv lint fmt test test-unit test-terraform test-integration bench build model up down demo clean checkov
+.PHONY: help venv tf-config checkov lint fmt test test-unit bench model build up down demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,12 @@ test-unit: $(STAMP) ## unit tests only (fast)
 bench: $(STAMP) ## benchmarks: real-time and batch, printed and written to build/bench/
 	$(BIN)/python tests/bench/bench_realtime.py
 	$(BIN)/python tests/bench/bench_batch.py
+
+# WEIGHTS=imagenet (needs internet), random (default here: predictions are meaningless) or a
+# local Keras weights file.
+WEIGHTS ?= random
+model: $(STAMP) ## build the ResNet-50 int8 bundle in build/model/resnet50-int8 (WEIGHTS=random|imagenet|FILE)
+	$(BIN)/inferstack model build --weights $(WEIGHTS) --out $(BUILD)/model/resnet50-int8
 
 build: $(STAMP) ## Lambda layers (x86_64, arm64) and function zips in build/dist/, reproducible
 	$(BIN)/python layers/build.py
