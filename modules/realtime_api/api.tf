@@ -64,7 +64,8 @@ resource "aws_api_gateway_deployment" "this" {
   # A new deployment whenever anything the stage serves changes.
   triggers = {
     redeployment = sha1(jsonencode([
-      aws_api_gateway_rest_api.this.binary_media_types,
+      # The configured list, not the API's attribute: known at plan time.
+      var.api.binary_media_types,
       aws_api_gateway_resource.predict.id,
       aws_api_gateway_method.predict.id,
       aws_api_gateway_method.predict.api_key_required,

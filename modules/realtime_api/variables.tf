@@ -297,6 +297,8 @@ variable "api" {
       The image types only, not "*/*": with "*/*" application/json bodies would be base64-encoded too,
       and a client sending JSON would depend on the function undoing an encoding it never asked for.
       Content-Types outside the list are delivered as text, so raw images must be sent with one of these types.
+      [] = JSON bodies only. moto drops binaryMediaTypes on CreateRestApi (and appends "" on updates), so []
+      is the only value that plans clean there.
     - metrics_enabled: per-method CloudWatch metrics.
     - logging_level: execution logging (OFF, ERROR, INFO). Needs the region's API Gateway account CloudWatch role,
       an account-wide setting outside this module; access logs (JSON, own log group) are always on.
@@ -337,8 +339,8 @@ variable "api" {
   }
 
   validation {
-    condition     = length(var.api.binary_media_types) > 0 && alltrue([for t in var.api.binary_media_types : can(regex("^[a-z*]+/[a-zA-Z0-9.+*-]+$", t)) && !startswith(t, "application/json")])
-    error_message = "api.binary_media_types must be a non-empty list of media types (type/subtype) and must not contain application/json: JSON requests must reach the function as text."
+    condition     = alltrue([for t in var.api.binary_media_types : can(regex("^[a-z*]+/[a-zA-Z0-9.+*-]+$", t)) && !startswith(t, "application/json")])
+    error_message = "api.binary_media_types must be media types (type/subtype) and must not contain application/json: JSON requests must reach the function as text."
   }
 
   validation {

@@ -1,0 +1,562 @@
+# Plans and (mocked) applies of modules/batch without any AWS account or emulator.
+
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = {
+      name = "eu-west-1"
+    }
+  }
+  mock_data "aws_partition" {
+    defaults = {
+      partition = "aws"
+    }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+    }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = {
+      arn = "arn:aws:s3:::demo-data-123456789012"
+      id  = "demo-data-123456789012"
+    }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:eu-west-1:123456789012:demo-s3-events"
+      id  = "https://sqs.eu-west-1.amazonaws.com/123456789012/demo-s3-events"
+    }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = {
+      arn = "arn:aws:iam::123456789012:role/demo"
+    }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = {
+      arn = "arn:aws:logs:eu-west-1:123456789012:log-group:mock"
+    }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn = "arn:aws:lambda:eu-west-1:123456789012:function:demo-dispatcher"
+    }
+  }
+  mock_resource "aws_batch_compute_environment" {
+    defaults = {
+      arn = "arn:aws:batch:eu-west-1:123456789012:compute-environment/demo-fargate"
+    }
+  }
+  mock_resource "aws_batch_job_queue" {
+    defaults = {
+      arn = "arn:aws:batch:eu-west-1:123456789012:job-queue/demo-jobs"
+    }
+  }
+  mock_resource "aws_batch_job_definition" {
+    defaults = {
+      arn        = "arn:aws:batch:eu-west-1:123456789012:job-definition/demo-worker:1"
+      arn_prefix = "arn:aws:batch:eu-west-1:123456789012:job-definition/demo-worker"
+    }
+  }
+  mock_resource "aws_ecr_repository" {
+    defaults = {
+      arn            = "arn:aws:ecr:eu-west-1:123456789012:repository/demo-worker"
+      repository_url = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo-worker"
+    }
+  }
+}
+
+variables {
+  name_prefix         = "demo"
+  kms_key_arn         = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+  dispatcher_zip_path = "tests/fixtures/dispatcher.zip"
+  layer_arns          = ["arn:aws:lambda:eu-west-1:123456789012:layer:demo-runtime-arm64:1"]
+  subnet_ids          = ["subnet-0123456789abcdef0"]
+  security_group_ids  = ["sg-0123456789abcdef0"]
+  model_uri           = "s3://demo-models/models/resnet50-int8/1/"
+  model_bucket_arn    = "arn:aws:s3:::demo-models"
+  tags                = { Project = "inferstack" }
+}
+
+run "defaults" {
+  # Mocked apply so that ARNs and the job definition JSON are known.
+
+  assert {
+    condition     = aws_s3_bucket.data.bucket == "demo-data-123456789012" && !aws_s3_bucket.data.force_destroy
+    error_message = "default bucket name is <prefix>-data-<account>"
+  }
+  assert {
+    condition     = one(aws_s3_bucket_server_side_encryption_configuration.data.rule).bucket_key_enabled && one(one(aws_s3_bucket_server_side_encryption_configuration.data.rule).apply_server_side_encryption_by_default).sse_algorithm == "aws:kms"
+    error_message = "SSE-KMS with a bucket key expected"
+  }
+  assert {
+    condition     = aws_s3_bucket_versioning.data.versioning_configuration[0].status == "Enabled" && aws_s3_bucket_public_access_block.data.restrict_public_buckets && aws_s3_bucket_ownership_controls.data.rule[0].object_ownership == "BucketOwnerEnforced"
+    error_message = "versioning, public access block and ownership controls expected"
+  }
+  assert {
+    condition     = length(aws_s3_bucket_policy.data) == 1 && length(aws_s3_bucket_logging.data) == 0
+    error_message = "TLS-only policy on by default, no access logging without a target"
+  }
+  assert {
+    condition     = toset([for r in aws_s3_bucket_lifecycle_configuration.data.rule : r.id]) == toset(["abort-incomplete-uploads-and-old-versions", "expire-output", "expire-manifests"])
+    error_message = "lifecycle: abort/noncurrent + output and manifests expiry (input kept) by default"
+  }
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.data.rule : r.expiration[0].days if r.id == "expire-output"]) == 90 && one([for r in aws_s3_bucket_lifecycle_configuration.data.rule : r.filter[0].prefix if r.id == "expire-manifests"]) == "manifests/"
+    error_message = "expiry days/prefixes wrong"
+  }
+  assert {
+    condition     = aws_sqs_queue.events.sqs_managed_sse_enabled && aws_sqs_queue.events.visibility_timeout_seconds == 720
+    error_message = "queue: SQS-managed SSE, visibility 6 x dispatcher timeout"
+  }
+  assert {
+    condition     = jsondecode(aws_sqs_queue_redrive_policy.events.redrive_policy).maxReceiveCount == 5 && jsondecode(aws_sqs_queue_redrive_policy.events.redrive_policy).deadLetterTargetArn == aws_sqs_queue.dlq.arn
+    error_message = "redrive to the DLQ after 5 receives"
+  }
+  assert {
+    condition     = one(aws_s3_bucket_notification.data.queue).filter_prefix == "input/" && one(aws_s3_bucket_notification.data.queue).events == toset(["s3:ObjectCreated:*"])
+    error_message = "ObjectCreated under input/ must reach the queue"
+  }
+  assert {
+    condition     = aws_lambda_function.dispatcher.handler == "inferstack_dispatcher.handler.lambda_handler" && aws_lambda_function.dispatcher.architectures == tolist(["arm64"]) && aws_lambda_function.dispatcher.layers == tolist(var.layer_arns)
+    error_message = "dispatcher handler/architecture/layers"
+  }
+  assert {
+    condition = aws_lambda_function.dispatcher.environment[0].variables == tomap({
+      DATA_BUCKET                  = "demo-data-123456789012"
+      INPUT_PREFIX                 = "input/"
+      OUTPUT_PREFIX                = "output/"
+      MANIFEST_PREFIX              = "manifests/"
+      IMAGE_SUFFIXES               = ".jpg,.jpeg,.png,.webp,.bmp,.gif"
+      IMAGES_PER_CHILD             = "500"
+      MAX_ARRAY_SIZE               = "10000"
+      JOB_QUEUE                    = "arn:aws:batch:eu-west-1:123456789012:job-queue/demo-jobs"
+      JOB_DEFINITION               = "arn:aws:batch:eu-west-1:123456789012:job-definition/demo-worker"
+      POWERTOOLS_SERVICE_NAME      = "inferstack-dispatcher"
+      POWERTOOLS_METRICS_NAMESPACE = "Inferstack"
+      LOG_LEVEL                    = "INFO"
+    })
+    error_message = "dispatcher environment differs from the contract"
+  }
+  assert {
+    condition     = length(aws_lambda_function.dispatcher.vpc_config) == 0 && aws_lambda_function.dispatcher.tracing_config[0].mode == "Active"
+    error_message = "dispatcher outside the VPC with X-Ray by default"
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.dispatcher.function_response_types == toset(["ReportBatchItemFailures"]) && aws_lambda_event_source_mapping.dispatcher.batch_size == 100 && aws_lambda_event_source_mapping.dispatcher.maximum_batching_window_in_seconds == 30
+    error_message = "event source mapping must report partial batch failures"
+  }
+  assert {
+    condition     = aws_batch_compute_environment.fargate.type == "MANAGED" && aws_batch_compute_environment.fargate.service_role == "arn:aws:iam::123456789012:role/demo" && aws_batch_compute_environment.fargate.compute_resources[0].type == "FARGATE" && aws_batch_compute_environment.fargate.compute_resources[0].max_vcpus == 64
+    error_message = "managed Fargate compute environment with an explicit service role"
+  }
+  assert {
+    condition     = aws_batch_job_queue.this.compute_environment_order[0].compute_environment == aws_batch_compute_environment.fargate.arn
+    error_message = "job queue must use the compute environment"
+  }
+  assert {
+    condition     = aws_batch_job_definition.worker.platform_capabilities == toset(["FARGATE"]) && aws_batch_job_definition.worker.propagate_tags
+    error_message = "Fargate job definition with propagated tags"
+  }
+  assert {
+    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).command == ["inferstack-worker", "--manifest", "Ref::manifest"]
+    error_message = "worker command"
+  }
+  assert {
+    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).image == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo-worker:latest"
+    error_message = "default image is the module's repository :latest"
+  }
+  assert {
+    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).resourceRequirements == [{ type = "VCPU", value = "2" }, { type = "MEMORY", value = "4096" }]
+    error_message = "default 2 vCPU / 4096 MiB"
+  }
+  assert {
+    condition = {
+      for e in jsondecode(aws_batch_job_definition.worker.container_properties).environment : e.name => e.value
+      } == {
+      MODEL_URI                    = "s3://demo-models/models/resnet50-int8/1/"
+      DATA_BUCKET                  = "demo-data-123456789012"
+      OUTPUT_PREFIX                = "output/"
+      IMAGES_PER_CHILD             = "500"
+      POWERTOOLS_SERVICE_NAME      = "inferstack-worker"
+      POWERTOOLS_METRICS_NAMESPACE = "Inferstack"
+    }
+    error_message = "worker environment differs from the contract"
+  }
+  assert {
+    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).networkConfiguration.assignPublicIp == "DISABLED" && jsondecode(aws_batch_job_definition.worker.container_properties).fargatePlatformConfiguration.platformVersion == "LATEST" && jsondecode(aws_batch_job_definition.worker.container_properties).runtimePlatform.cpuArchitecture == "ARM64"
+    error_message = "no public IP, LATEST platform, ARM64"
+  }
+  assert {
+    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).logConfiguration.options["awslogs-group"] == "/aws/batch/demo-worker"
+    error_message = "worker logs go to the module's log group"
+  }
+  assert {
+    condition     = aws_batch_job_definition.worker.retry_strategy[0].attempts == 3 && length(aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit) == 5 && aws_batch_job_definition.worker.timeout[0].attempt_duration_seconds == 3600
+    error_message = "3 attempts with 5 exit conditions and a 1 h attempt timeout"
+  }
+  assert {
+    condition     = [for c in aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit : c.action] == ["RETRY", "RETRY", "RETRY", "RETRY", "EXIT"] && aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit[3].on_exit_code == "75" && aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit[0].on_status_reason == "Host EC2*"
+    error_message = "retry only infrastructure failures (host, pull, init, exit 75), exit otherwise"
+  }
+  assert {
+    condition     = aws_ecr_repository.worker[0].image_tag_mutability == "MUTABLE" && aws_ecr_repository.worker[0].image_scanning_configuration[0].scan_on_push && aws_ecr_repository.worker[0].encryption_configuration[0].encryption_type == "KMS"
+    error_message = "ECR: scan on push, KMS, mutable tags by default"
+  }
+  assert {
+    condition     = length(jsondecode(aws_ecr_lifecycle_policy.worker[0].policy).rules) == 2
+    error_message = "ECR lifecycle policy expected"
+  }
+  assert {
+    condition     = output.log_group_names == { dispatcher = "/aws/lambda/demo-dispatcher", worker = "/aws/batch/demo-worker" }
+    error_message = "log_group_names"
+  }
+  assert {
+    condition     = aws_sqs_queue.events.tags["Project"] == "inferstack" && aws_batch_job_definition.worker.tags["Project"] == "inferstack" && aws_s3_bucket.data.tags["Project"] == "inferstack"
+    error_message = "tags must reach the resources"
+  }
+}
+
+run "iam_is_scoped" {
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.dispatcher.statement : s.resources if s.sid == "SubmitWorkerJobs"]) == toset(["arn:aws:batch:eu-west-1:123456789012:job-queue/demo-jobs", "arn:aws:batch:eu-west-1:123456789012:job-definition/demo-worker", "arn:aws:batch:eu-west-1:123456789012:job-definition/demo-worker:*"])
+    error_message = "SubmitJob only on the queue and the worker job definition"
+  }
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.dispatcher.statement : s.resources if s.sid == "ReadWriteManifests"]) == toset(["arn:aws:s3:::demo-data-123456789012/manifests/*"])
+    error_message = "dispatcher writes only manifests/"
+  }
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.job.statement : s.resources if s.sid == "ReadWriteOutput"]) == toset(["arn:aws:s3:::demo-data-123456789012/output/*"])
+    error_message = "worker writes only output/"
+  }
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.job.statement : s.resources if s.sid == "ReadModelBundle"]) == toset(["arn:aws:s3:::demo-models/models/resnet50-int8/1/*"])
+    error_message = "worker reads only the model prefix"
+  }
+  assert {
+    condition = alltrue(flatten([
+      for d in [data.aws_iam_policy_document.dispatcher, data.aws_iam_policy_document.job, data.aws_iam_policy_document.execution] : [
+        for s in d.statement : [for a in s.actions : a != "*" && !endswith(a, ":*")]
+      ]
+    ]))
+    error_message = "no wildcard actions"
+  }
+  assert {
+    condition = alltrue(flatten([
+      for d in [data.aws_iam_policy_document.dispatcher, data.aws_iam_policy_document.job, data.aws_iam_policy_document.execution] : [
+        for s in d.statement : contains(["FindExistingJobs", "XRayWrite", "EcrLogin"], s.sid) || !contains(tolist(s.resources), "*")
+      ]
+    ]))
+    error_message = "only ListJobs/DescribeJobs, X-Ray and the ECR login may use a * resource"
+  }
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.events_queue.statement : s.principals]) != null && length([for s in data.aws_iam_policy_document.events_queue.statement : s if length([for c in s.condition : c if c.variable == "aws:SourceArn"]) == 1]) == 1
+    error_message = "the queue policy must be limited to the data bucket"
+  }
+}
+
+run "switches" {
+  command = plan
+
+  variables {
+    enable_tls_only_policy = false
+    enable_xray_tracing    = false
+    architecture           = "x86_64"
+    runtime                = "python3.13"
+    create_ecr_repository  = false
+    worker_image           = "public.ecr.aws/example/inferstack-worker:1.0.0"
+    data_bucket = {
+      name                  = "my-inferstack-data"
+      force_destroy         = true
+      input_expiration_days = 7
+      access_log_bucket     = "my-access-logs"
+    }
+    queue = {
+      encryption                 = "KMS"
+      visibility_timeout_seconds = 900
+      max_receive_count          = 2
+    }
+    dispatcher = {
+      in_vpc               = true
+      reserved_concurrency = -1
+    }
+    job = {
+      vcpu     = 4
+      memory   = 8192
+      attempts = 1
+      timeout  = 600
+    }
+    compute = {
+      max_vcpus = 16
+      use_spot  = true
+    }
+  }
+
+  assert {
+    condition     = length(aws_s3_bucket_policy.data) == 0 && aws_s3_bucket.data.bucket == "my-inferstack-data" && aws_s3_bucket.data.force_destroy
+    error_message = "bucket switches ignored"
+  }
+  assert {
+    condition     = aws_s3_bucket_logging.data[0].target_bucket == "my-access-logs"
+    error_message = "access logging target ignored"
+  }
+  assert {
+    condition     = contains([for r in aws_s3_bucket_lifecycle_configuration.data.rule : r.id], "expire-input")
+    error_message = "input expiry ignored"
+  }
+  assert {
+    condition     = aws_sqs_queue.events.kms_master_key_id == var.kms_key_arn && aws_sqs_queue.events.visibility_timeout_seconds == 900
+    error_message = "KMS queue encryption / visibility timeout ignored"
+  }
+  assert {
+    condition     = aws_lambda_function.dispatcher.vpc_config[0].subnet_ids == toset(var.subnet_ids) && length(aws_iam_role_policy_attachment.dispatcher_vpc_access) == 1
+    error_message = "dispatcher in VPC ignored"
+  }
+  assert {
+    condition     = aws_lambda_function.dispatcher.tracing_config[0].mode == "PassThrough" && aws_lambda_function.dispatcher.architectures == tolist(["x86_64"]) && aws_lambda_function.dispatcher.runtime == "python3.13"
+    error_message = "tracing/architecture/runtime switches ignored"
+  }
+  assert {
+    condition     = length(aws_ecr_repository.worker) == 0 && length(aws_ecr_lifecycle_policy.worker) == 0
+    error_message = "no repository with create_ecr_repository = false"
+  }
+  assert {
+    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).image == "public.ecr.aws/example/inferstack-worker:1.0.0" && jsondecode(aws_batch_job_definition.worker.container_properties).runtimePlatform.cpuArchitecture == "X86_64"
+    error_message = "worker_image / architecture ignored"
+  }
+  assert {
+    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).resourceRequirements == [{ type = "VCPU", value = "4" }, { type = "MEMORY", value = "8192" }]
+    error_message = "job resources ignored"
+  }
+  assert {
+    condition     = aws_batch_job_definition.worker.retry_strategy[0].attempts == 1 && length(aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit) == 0 && aws_batch_job_definition.worker.timeout[0].attempt_duration_seconds == 600
+    error_message = "one attempt needs no exit conditions"
+  }
+  assert {
+    condition     = aws_batch_compute_environment.fargate.compute_resources[0].type == "FARGATE_SPOT" && aws_batch_compute_environment.fargate.compute_resources[0].max_vcpus == 16
+    error_message = "compute switches ignored"
+  }
+}
+
+run "spot_retries_interruptions" {
+  command = plan
+
+  variables {
+    compute = {
+      use_spot = true
+    }
+  }
+
+  assert {
+    condition     = aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit[0].on_status_reason == "Your Spot Task was interrupted*"
+    error_message = "Spot interruptions must be retried"
+  }
+}
+
+###############################################################################
+# Validation failures
+###############################################################################
+
+run "rejects_bad_name_prefix" {
+  command = plan
+  variables {
+    name_prefix = "-bad"
+  }
+  expect_failures = [var.name_prefix]
+}
+
+run "rejects_bad_kms_arn" {
+  command = plan
+  variables {
+    kms_key_arn = "alias/x"
+  }
+  expect_failures = [var.kms_key_arn]
+}
+
+run "rejects_fargate_combination" {
+  command = plan
+  variables {
+    job = {
+      vcpu   = 1
+      memory = 1024
+    }
+  }
+  expect_failures = [var.job]
+}
+
+run "rejects_odd_vcpu" {
+  command = plan
+  variables {
+    job = {
+      vcpu   = 3
+      memory = 8192
+    }
+  }
+  expect_failures = [var.job]
+}
+
+run "rejects_zero_attempts" {
+  command = plan
+  variables {
+    job = {
+      attempts = 0
+    }
+  }
+  expect_failures = [var.job]
+}
+
+run "rejects_short_timeout" {
+  command = plan
+  variables {
+    job = {
+      timeout = 30
+    }
+  }
+  expect_failures = [var.job]
+}
+
+run "rejects_compute_smaller_than_a_child" {
+  command = plan
+  variables {
+    compute = {
+      max_vcpus = 1
+    }
+  }
+  expect_failures = [var.compute]
+}
+
+run "rejects_array_size_1" {
+  command = plan
+  variables {
+    max_array_size = 1
+  }
+  expect_failures = [var.max_array_size]
+}
+
+run "rejects_zero_images_per_child" {
+  command = plan
+  variables {
+    images_per_child = 0
+  }
+  expect_failures = [var.images_per_child]
+}
+
+run "rejects_no_subnets" {
+  command = plan
+  variables {
+    subnet_ids = []
+  }
+  expect_failures = [var.subnet_ids]
+}
+
+run "rejects_bad_security_group" {
+  command = plan
+  variables {
+    security_group_ids = ["default"]
+  }
+  expect_failures = [var.security_group_ids]
+}
+
+run "rejects_bucket_mismatch" {
+  command = plan
+  variables {
+    model_bucket_arn = "arn:aws:s3:::other"
+  }
+  expect_failures = [var.model_bucket_arn]
+}
+
+run "rejects_model_uri_without_slash" {
+  command = plan
+  variables {
+    model_uri = "s3://demo-models/models"
+  }
+  expect_failures = [var.model_uri]
+}
+
+run "rejects_bad_bucket_name" {
+  command = plan
+  variables {
+    data_bucket = {
+      name = "My_Bucket"
+    }
+  }
+  expect_failures = [var.data_bucket]
+}
+
+run "rejects_manifests_expiring_within_a_day" {
+  command = plan
+  variables {
+    data_bucket = {
+      manifest_expiration_days = 1
+    }
+  }
+  expect_failures = [var.data_bucket]
+}
+
+run "rejects_bad_queue_encryption" {
+  command = plan
+  variables {
+    queue = {
+      encryption = "NONE"
+    }
+  }
+  expect_failures = [var.queue]
+}
+
+run "rejects_big_batch_without_window" {
+  command = plan
+  variables {
+    dispatcher = {
+      batch_size                      = 100
+      maximum_batching_window_seconds = 0
+    }
+  }
+  expect_failures = [var.dispatcher]
+}
+
+run "rejects_unversioned_layer" {
+  command = plan
+  variables {
+    layer_arns = ["arn:aws:lambda:eu-west-1:123456789012:layer:deps"]
+  }
+  expect_failures = [var.layer_arns]
+}
+
+run "rejects_missing_image_without_repository" {
+  command = plan
+  variables {
+    create_ecr_repository = false
+  }
+  expect_failures = [var.worker_image]
+}
+
+run "rejects_bad_architecture" {
+  command = plan
+  variables {
+    architecture = "aarch64"
+  }
+  expect_failures = [var.architecture]
+}
+
+run "rejects_python311" {
+  command = plan
+  variables {
+    runtime = "python3.11"
+  }
+  expect_failures = [var.runtime]
+}
+
+run "rejects_bad_retention" {
+  command = plan
+  variables {
+    log_retention_days = 10
+  }
+  expect_failures = [var.log_retention_days]
+}
