@@ -238,9 +238,17 @@ class ShardWorker:
             try:
                 response = self.s3.get_object(Bucket=bucket, Key=item.key)
             except ClientError as exc:
-                if error_code(exc) in _NOT_FOUND:
+                code = error_code(exc)
+                if code in _NOT_FOUND:
                     return None, item.etag, (records.CODE_NOT_FOUND, f"input {item.key} not found")
-                raise InfrastructureError(f"cannot GET s3://{bucket}/{item.key}: {exc}") from exc
+                hint = ""
+                if code in {"AccessDenied", "403"}:
+                    # S3 answers 403, not 404, for a missing key when the caller may not
+                    # list the bucket at that prefix: a deleted input looks like this too.
+                    hint = " (no s3:GetObject, or the input is gone and s3:ListBucket is denied)"
+                raise InfrastructureError(
+                    f"cannot GET s3://{bucket}/{item.key}: {exc}{hint}"
+                ) from exc
             except BotoCoreError as exc:
                 raise InfrastructureError(f"cannot GET s3://{bucket}/{item.key}: {exc}") from exc
             etag = normalize_etag(response.get("ETag")) or item.etag
