@@ -368,7 +368,8 @@ def test_batch_array_job_runs_locally_and_reports_truthfully(
     job = batch.submit_job(
         jobName="standin-job",
         jobQueue="standin-jq",
-        jobDefinition="standin-jd",
+        # an ARN without revision (the latest one), as AWS accepts and Terraform's arn_prefix
+        jobDefinition=f"arn:aws:batch:{REGION}:123456789012:job-definition/standin-jd",
         arrayProperties={"size": 3},
         parameters={"manifest": "s3://bucket/manifests/x.json"},
     )

@@ -26,6 +26,10 @@ see a perpetual diff: moto 5.2.5 drops `binaryMediaTypes` on CreateRestApi and a
 for the value-less `add /binaryMediaTypes/<type>` patch that AWS (and the Terraform
 provider) use. Here both keep the media types, as API Gateway does.
 
+SubmitJob with a job definition ARN without revision (`.../job-definition/<name>`, the
+Terraform `arn_prefix`, "the latest active revision") is accepted, as AWS does; moto only
+knew name, name:revision and the full ARN.
+
 And one that makes Terraform see a perpetual diff: moto drops the description of a
 security group rule that targets a prefix list (the S3 gateway endpoint rule); kept here.
 
@@ -221,6 +225,20 @@ def _install_prefix_list_rule_descriptions() -> None:
     SecurityGroupRule.description = property(description)  # type: ignore[assignment,method-assign]
 
 
+def _install_job_definition_arn_prefix() -> None:
+    lookup = BatchBackend.get_job_definition
+
+    def get_job_definition(self: Any, identifier: str) -> Any:
+        found = lookup(self, identifier)
+        if found is None and identifier.startswith("arn:") and ":job-definition/" in identifier:
+            name = identifier.rsplit("/", 1)[1]
+            if ":" not in name:  # no revision: the latest active one
+                found = self.get_job_definition_by_name(name)
+        return found
+
+    BatchBackend.get_job_definition = get_job_definition  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Patch moto in this process; raise if moto's internals are not what this expects."""
     for name in ("_start_attempt", "_mark_stopped"):
@@ -237,6 +255,7 @@ def install() -> None:
     _install_binary_media_types()
     _install_no_sqs_delivery()
     _install_prefix_list_rule_descriptions()
+    _install_job_definition_arn_prefix()
 
 
 def main(argv: list[str] | None = None) -> None:
