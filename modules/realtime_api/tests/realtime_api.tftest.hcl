@@ -658,3 +658,18 @@ run "rejects_waf_blocking_image_bodies" {
   }
   expect_failures = [var.waf]
 }
+
+run "json_only_api" {
+  command = plan
+
+  variables {
+    api = {
+      binary_media_types = []
+    }
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_rest_api.this.binary_media_types) == 0
+    error_message = "an empty list must give a JSON-only API"
+  }
+}
