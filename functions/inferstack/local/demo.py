@@ -52,6 +52,14 @@ def post_image(url: str, api_key: str | None, data: bytes) -> tuple[int, dict[st
         return err.code, json.loads(err.read() or b"{}")
 
 
+def model_is_meaningful(bundle_dir: Path) -> bool:
+    try:
+        meta = json.loads((bundle_dir / "model.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return bool(meta.get("predictions_meaningful", True))
+
+
 def format_predictions(predictions: list[dict[str, Any]]) -> str:
     return ", ".join(f"{p['label']} {p['probability']:.3f}" for p in predictions)
 
@@ -90,6 +98,8 @@ def run_demo(
         status, body = post_image(url, None, next(iter(images.values())))
         print(f"\nPOST {url} without an API key -> {status} {json.dumps(body)}")
         print(f"\nReal time: POST {url} (x-api-key)")
+        if not model_is_meaningful(Path(ep["model_bundle_dir"])):
+            print("  (the deployed model has RANDOM weights: the labels below are meaningless)")
         for name, data in images.items():
             status, body = post_image(url, key, data)
             if status == 200:
