@@ -297,8 +297,8 @@ variable "api" {
       The image types only, not "*/*": with "*/*" application/json bodies would be base64-encoded too,
       and a client sending JSON would depend on the function undoing an encoding it never asked for.
       Content-Types outside the list are delivered as text, so raw images must be sent with one of these types.
-      [] = JSON bodies only. moto drops binaryMediaTypes on CreateRestApi (and appends "" on updates), so []
-      is the only value that plans clean there.
+      [] = JSON bodies only. moto 5.2.5 as shipped drops binaryMediaTypes on CreateRestApi (and appends "" on
+      updates), so there only [] plans clean; the project's emulator launcher (inferstack.local.motoserver) keeps them.
     - metrics_enabled: per-method CloudWatch metrics.
     - logging_level: execution logging (OFF, ERROR, INFO). Needs the region's API Gateway account CloudWatch role,
       an account-wide setting outside this module; access logs (JSON, own log group) are always on.
