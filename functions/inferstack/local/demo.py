@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import mimetypes
 import sys
 import time
 import urllib.error
@@ -40,8 +41,10 @@ def demo_images(extra_dir: Path | None) -> dict[str, bytes]:
     return images
 
 
-def post_image(url: str, api_key: str | None, data: bytes) -> tuple[int, dict[str, Any]]:
-    headers = {"Content-Type": "image/jpeg"}
+def post_image(
+    url: str, api_key: str | None, data: bytes, name: str = "x.jpg"
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream"}
     if api_key:
         headers["x-api-key"] = api_key
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310
@@ -101,7 +104,7 @@ def run_demo(
         if not model_is_meaningful(Path(ep["model_bundle_dir"])):
             print("  (the deployed model has RANDOM weights: the labels below are meaningless)")
         for name, data in images.items():
-            status, body = post_image(url, key, data)
+            status, body = post_image(url, key, data, name)
             if status == 200:
                 ms = body.get("timing_ms", {}).get("total")
                 print(f"  {name:24s} {status} {format_predictions(body['predictions'])}"
