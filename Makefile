@@ -40,12 +40,13 @@ tf-config: $(if $(strip $(TF_PLUGIN_MIRROR)),$(BUILD)/terraform/terraformrc)
 
 # checkov pins versions that conflict with the project's (boto3), so it lives in its own venv.
 CHECKOV_VERSION := 3.3.30
-CHECKOV := $(BUILD)/tools/checkov/bin/checkov
-$(CHECKOV):
+CHECKOV_STAMP := $(BUILD)/tools/checkov/.installed-$(CHECKOV_VERSION)
+$(CHECKOV_STAMP):
 	$(PYTHON) -m venv $(BUILD)/tools/checkov
 	$(BUILD)/tools/checkov/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $@
 
-checkov: $(CHECKOV) ## install checkov (terraform static analysis) in build/tools/checkov
+checkov: $(CHECKOV_STAMP) ## install checkov (terraform static analysis) in build/tools/checkov
 
 lint: $(STAMP) ## ruff and terraform fmt
 	$(BIN)/ruff check .
