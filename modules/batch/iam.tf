@@ -235,14 +235,17 @@ data "aws_iam_policy_document" "job" {
     resources = ["${local.data_arn}/${local.output_prefix}*"]
   }
 
+  # Listing output/ finds finished images; listing input/ lets S3 answer 404 rather than 403
+  # for an input deleted after it was queued, so the worker writes an error record for it
+  # instead of failing the child as an infrastructure fault.
   statement {
-    sid       = "ListOutput"
+    sid       = "ListInputAndOutput"
     actions   = ["s3:ListBucket"]
     resources = [local.data_arn]
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.output_prefix}*"]
+      values   = ["${local.input_prefix}*", "${local.output_prefix}*"]
     }
   }
 
