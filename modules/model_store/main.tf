@@ -22,6 +22,26 @@ locals {
   model_version    = var.upload_model_bundle ? tostring(local.manifest.version) : null
   model_sha256     = var.upload_model_bundle ? lower(tostring(local.manifest.sha256)) : null
   model_key_prefix = var.upload_model_bundle ? "${var.model_prefix}/${local.model_name}/${local.model_version}" : var.model_prefix
+
+  # Key policy statements for services that publish to this stack's encrypted topics and
+  # queues, keyed by their kms_key_service_access switch.
+  kms_publisher_grants = {
+    cloudwatch_alarms = {
+      sid         = "CloudWatchAlarmsPublishToEncryptedTopics"
+      service     = "cloudwatch.amazonaws.com"
+      source_arns = null
+    }
+    eventbridge = {
+      sid         = "EventBridgeRulesPublishToEncryptedTopics"
+      service     = "events.amazonaws.com"
+      source_arns = null
+    }
+    s3_notifications = {
+      sid         = "S3NotificationsToEncryptedQueues"
+      service     = "s3.amazonaws.com"
+      source_arns = ["arn:${local.partition}:s3:::${var.name_prefix}*"]
+    }
+  }
 }
 
 ################################################################################
@@ -75,14 +95,15 @@ data "aws_iam_policy_document" "kms" {
     }
   }
 
+  # Services that publish to encrypted topics/queues of this account: same grant, own switch.
   dynamic "statement" {
-    for_each = var.kms_key_service_access.cloudwatch_alarms ? [1] : []
+    for_each = { for key, grant in local.kms_publisher_grants : key => grant if var.kms_key_service_access[key] }
     content {
-      sid    = "CloudWatchAlarmsPublishToEncryptedTopics"
+      sid    = statement.value.sid
       effect = "Allow"
       principals {
         type        = "Service"
-        identifiers = ["cloudwatch.amazonaws.com"]
+        identifiers = [statement.value.service]
       }
       actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
       resources = ["*"]
@@ -91,48 +112,13 @@ data "aws_iam_policy_document" "kms" {
         variable = "aws:SourceAccount"
         values   = [local.account_id]
       }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_service_access.eventbridge ? [1] : []
-    content {
-      sid    = "EventBridgeRulesPublishToEncryptedTopics"
-      effect = "Allow"
-      principals {
-        type        = "Service"
-        identifiers = ["events.amazonaws.com"]
-      }
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-      resources = ["*"]
-      condition {
-        test     = "StringEquals"
-        variable = "aws:SourceAccount"
-        values   = [local.account_id]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_service_access.s3_notifications ? [1] : []
-    content {
-      sid    = "S3NotificationsToEncryptedQueues"
-      effect = "Allow"
-      principals {
-        type        = "Service"
-        identifiers = ["s3.amazonaws.com"]
-      }
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-      resources = ["*"]
-      condition {
-        test     = "StringEquals"
-        variable = "aws:SourceAccount"
-        values   = [local.account_id]
-      }
-      condition {
-        test     = "ArnLike"
-        variable = "aws:SourceArn"
-        values   = ["arn:${local.partition}:s3:::${var.name_prefix}*"]
+      dynamic "condition" {
+        for_each = statement.value.source_arns == null ? [] : [statement.value.source_arns]
+        content {
+          test     = "ArnLike"
+          variable = "aws:SourceArn"
+          values   = condition.value
+        }
       }
     }
   }

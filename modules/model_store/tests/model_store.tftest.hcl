@@ -90,6 +90,19 @@ run "defaults" {
     error_message = "key policy must have the account statement and the four service statements by default"
   }
   assert {
+    # jsonencode on both sides: a list from sort() and a tuple literal never compare equal.
+    condition = jsonencode({
+      for s in data.aws_iam_policy_document.kms[0].statement : s.sid => sort([for c in s.condition : c.variable])
+      if length(s.principals) > 0 && one(s.principals).type == "Service"
+      }) == jsonencode({
+      CloudWatchLogsForStackLogGroups          = ["kms:EncryptionContext:aws:logs:arn"]
+      CloudWatchAlarmsPublishToEncryptedTopics = ["aws:SourceAccount"]
+      EventBridgeRulesPublishToEncryptedTopics = ["aws:SourceAccount"]
+      S3NotificationsToEncryptedQueues         = ["aws:SourceAccount", "aws:SourceArn"]
+    })
+    error_message = "each service statement of the key policy must be scoped by its conditions"
+  }
+  assert {
     condition     = !contains(flatten([for s in data.aws_iam_policy_document.kms[0].statement : s.actions]), "kms:*")
     error_message = "key policy must not grant kms:*"
   }
