@@ -35,17 +35,20 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MIN_SIDE = 8
 DEFAULT_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF"})
 
-# JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale inside libjpeg (IDCT scaling), which is
-# much faster and a proper low-pass downscale. The draft is asked for at least DRAFT_FACTOR
-# times the size the resize step needs (the same rule as Pillow's own ``thumbnail``, whose
-# reducing_gap defaults to 2), so the final resize still downsamples >= 2x with Pillow's
-# antialiasing filter. Measured with both fixture MobileNetV2s on the 4 fixture photos at
-# 5 sizes (800x600 .. 12 Mpx, JPEG q90), against a full-size decode: factor 2 kept top-1
-# 40/40 and the top-5 set 33/40, mean L1 distance of the 1000 probabilities 0.017; factor 1
-# kept top-1 40/40, top-5 26/40, L1 0.035 -- about what re-encoding the JPEG at q95 instead
-# of q90 changes (28/40, 0.028). Factor 1 saves ~2 ms of CPU on a 1080p JPEG (6.5 vs 8.7
-# ms for decode + resize); Classifier.from_bundle(draft_factor=...) chooses per process.
-DRAFT_FACTOR = 2.0
+# JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale inside libjpeg (IDCT scaling): less IDCT
+# and colour conversion work, and a proper low-pass downscale (each output pixel comes from
+# the low frequencies of its 8x8 block). The draft is asked for at least DRAFT_FACTOR times
+# the size the resize step needs. Factor 1 (the default) stops at the smallest scale that
+# still covers the model input; factor 2 (what Pillow's ``thumbnail`` does) keeps one more
+# 2x of resolution for the final resize. Measured with both fixture MobileNetV2s on 8 real
+# photos (the 4 fixtures and 4 scikit-image samples) at 800x600, 720p, 1080p and 6 Mpx,
+# JPEG q85 and q95, against a full-size decode: top-1 unchanged 64/64 with both factors;
+# the top-5 set unchanged 48-51/64 (factor 1) vs 57-59/64 (factor 2); mean L1 distance of
+# the 1000 probabilities 0.04-0.06 vs 0.02-0.03, about what re-encoding a JPEG at q95
+# instead of q90 changes (0.03). Factor 1 saves ~2.3 ms of CPU per 1080p JPEG (decode and
+# resize), 4% of a ResNet-50 2-thread invoke and 2.5% of the batch worker's CPU per image.
+# ``Classifier.from_bundle(draft_factor=2.0 | None)`` trades that back for fidelity.
+DRAFT_FACTOR = 1.0
 
 RESAMPLING = {
     "bilinear": Image.Resampling.BILINEAR,

@@ -7,7 +7,8 @@ Run by ``make bench`` (not a pytest test)::
 What it does, with the ResNet-50 int8 bundle (random weights: same compute as ImageNet
 weights; built with ``inferstack model build --weights random`` when missing):
 
-- starts moto server (bench-owned, 127.0.0.1, free port), uploads the bundle and N JPEGs made
+- starts the local cloud's emulator (``python -m inferstack.local.motoserver``, the moto server
+  ``make up`` runs, in its own process on a free port), uploads the bundle and N JPEGs made
   from scikit-image's sample photos (cropped, flipped, 640x480 to 1920x1080, quality 80-95);
 - measures the raw single-thread ``invoke`` of the same model in this run, before and between
   the worker runs (the machine is shared, so its load moves): compute limit = CPUs / median
@@ -24,8 +25,9 @@ weights; built with ``inferstack model build --weights random`` when missing):
 - prints a table and writes ``build/bench/batch.json`` (images_per_s of the best
   configuration, limit_images_per_s, ratio, peak_rss_mb, every configuration's numbers).
 
-The emulator runs in this process and takes CPU from the worker (real S3 does not); that
-cost is part of the measured number.
+The emulator runs on the same CPUs and takes CPU from the worker (real S3 does not); that
+cost is part of the measured number, and reported per image from the emulator process's own
+CPU time.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -120,17 +121,10 @@ def make_images(count: int, seed: int = 0) -> list[bytes]:
     return [one(i) for i in range(count)]
 
 
-def _cpu_seconds() -> float:
-    import resource  # noqa: PLC0415
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def process_cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a running process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class RawInvoke:
@@ -197,12 +191,10 @@ class Config:
 
 def setup_emulator(images: list[bytes]) -> tuple[Any, str, Any]:
     import boto3  # noqa: PLC0415
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+    from inferstack.local.emulator import Emulator  # noqa: PLC0415
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
+    emulator = Emulator().start()
+    url = emulator.url
     s3 = boto3.client("s3", endpoint_url=url, region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     for path in sorted(BUNDLE.iterdir()):
@@ -214,7 +206,7 @@ def setup_emulator(images: list[bytes]) -> tuple[Any, str, Any]:
                 [(f"input/bench/{i:05d}.jpg", body) for i, body in enumerate(images)],
             )
         )
-    return server, url, s3
+    return emulator, url, s3
 
 
 def write_manifest(s3: Any, images_per_child: int) -> str:
@@ -243,7 +235,9 @@ def write_manifest(s3: Any, images_per_child: int) -> str:
     return f"s3://{BUCKET}/{key}"
 
 
-def run_config(config: Config, s3: Any, url: str, count: int, tmp: Path) -> dict[str, Any]:
+def run_config(
+    config: Config, s3: Any, url: str, emulator_pid: int, count: int, tmp: Path
+) -> dict[str, Any]:
     per_child = -(-count // config.processes)
     manifest = write_manifest(s3, per_child)
     output_prefix = f"output-{config.name.replace(':', '-')}/"
@@ -276,7 +270,7 @@ def run_config(config: Config, s3: Any, url: str, count: int, tmp: Path) -> dict
     if config.prefetch:
         argv += ["--prefetch", str(config.prefetch)]
     start = time.perf_counter()
-    emulator_start = _cpu_seconds()
+    emulator_start = process_cpu_seconds(emulator_pid)
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, *argv, "--array-index", str(index)],
@@ -296,8 +290,7 @@ def run_config(config: Config, s3: Any, url: str, count: int, tmp: Path) -> dict
         rss_mb.append(round(int(hwm[-1]) / 1024, 1))
         worker_cpu += float([ln.split()[1] for ln in err.splitlines() if ln.startswith("CPU ")][-1])
     wall = time.perf_counter() - start
-    # This process only serves the emulator meanwhile (its main thread waits).
-    emulator_cpu = _cpu_seconds() - emulator_start
+    emulator_cpu = process_cpu_seconds(emulator_pid) - emulator_start
     children = []
     for index in range(config.processes):
         key = f"{output_prefix}_summaries/bench/{index}.json"
@@ -344,11 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--images must be >= 1")
 
     sys.path.insert(0, str(REPO / "functions"))
-    import logging  # noqa: PLC0415
-
     from inferstack.runtime import available_cpus  # noqa: PLC0415
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # The emulator accepts any credentials; never pick up a real profile.
     for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
         os.environ[name] = value
@@ -369,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             for text in args.configs.split(","):
                 config = Config.parse(text.strip())
                 log(f"worker {config.name} over {args.images} images ...")
-                result = run_config(config, s3, url, args.images, Path(tmp))
+                result = run_config(config, s3, url, server.pid, args.images, Path(tmp))
                 log(f"  {result['images_per_s']} images/s, {result['peak_rss_mb_per_worker']} MB")
                 results.append(result)
                 raw.sample(args.invoke_runs)

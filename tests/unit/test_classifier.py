@@ -167,17 +167,21 @@ def test_corpus_through_classifier(mobilenet: Classifier, case: ImageCase) -> No
     assert all(0.0 <= p["probability"] <= 1.0 for p in result.predictions)
 
 
-def test_large_jpeg_uses_draft_and_keeps_the_answer(
-    mobilenet: Classifier, imagenet_fixtures: Path
+@pytest.mark.parametrize("photo", sorted(PHOTOS))
+@pytest.mark.parametrize("draft_factor", [1.0, 2.0, None])
+def test_large_jpeg_draft_keeps_the_answer(
+    mobilenet_bundle: Path, imagenet_fixtures: Path, photo: str, draft_factor: float | None
 ) -> None:
-    """A 1080p JPEG (draft-decoded) gives the same top-1 as the original photo."""
-    photo = Image.open(imagenet_fixtures / "parrot.jpg").convert("RGB")
-    big = photo.resize((1920, 1080), Image.Resampling.LANCZOS)
+    """A 1080p JPEG of each photo, decoded at 1/4 (factor 1, the default), 1/2 (factor 2)
+    or full size, gives the photo's expected top-1."""
+    classifier = Classifier.from_bundle(load_bundle(mobilenet_bundle), draft_factor=draft_factor)
+    big = Image.open(imagenet_fixtures / photo).convert("RGB")
     buf = io.BytesIO()
-    big.save(buf, "JPEG", quality=92)
-    result = mobilenet.classify_bytes(buf.getvalue(), top_k=1)
-    assert result.predictions[0]["index"] == MACAW
-    assert mobilenet.draft_size == (448, 448)
+    big.resize((1920, 1080), Image.Resampling.LANCZOS).save(buf, "JPEG", quality=90)
+    result = classifier.classify_bytes(buf.getvalue(), top_k=1)
+    assert result.predictions[0]["label"] in PHOTOS[photo], result.predictions
+    expected = {1.0: (224, 224), 2.0: (448, 448), None: None}[draft_factor]
+    assert classifier.draft_size == expected
 
 
 def test_activation_none_applies_softmax(mobilenet_bundle: Path, tmp_path: Path) -> None:

@@ -81,14 +81,16 @@ def test_exif_rotation_with_draft_mode() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6
     data = encode(big, "JPEG", exif=exif.tobytes())
-    # Upright the image is 1000x2000; a landscape target needs >= 400 px of upright width,
-    # which only holds if the draft request is swapped to the stored (rotated) axes.
+    # Upright the image is 1000x2000; a landscape target needs >= 200 px of upright width,
+    # which only holds if the draft request is swapped to the stored (rotated) axes
+    # (unswapped, 1/8 scale would do: 250x125 stored, 125 px wide upright).
     spec = InputSpec(height=100, width=200)
     draft = draft_size_for(spec)
+    assert draft == (200, 100)
     img = load_image(data, ImageLimits(), draft_size=draft)
     assert img.width < img.height  # portrait
     assert img.width >= draft[0] and img.height >= draft[1]
-    assert img.size == (500, 1000)  # 1/2 scale is the smallest keeping both sides
+    assert img.size == (250, 500)  # 1/4 scale is the smallest keeping both sides
 
 
 def test_rgba_is_composited_on_white() -> None:
@@ -151,23 +153,25 @@ def test_custom_limits(limits: ImageLimits, error: type[Exception]) -> None:
 def test_draft_mode_reduces_large_jpeg() -> None:
     data = jpeg_bytes(1920, 1080)
     draft = draft_size_for(SPEC)
-    assert draft == (448, 448)  # 2x the 224 target, no crop
+    assert draft == (224, 224)  # the 224 target itself (factor 1), no crop
     img = load_image(data, ImageLimits(), draft_size=draft)
-    assert img.size == (960, 540)  # 1/4 would be 480x270: short side under 448
+    assert img.size == (480, 270)  # 1/8 would be 240x135: short side under 224
+    wider = draft_size_for(SPEC, factor=2.0)
+    assert load_image(data, ImageLimits(), draft_size=wider).size == (960, 540)
     assert load_image(data, ImageLimits(), draft_size=None).size == (1920, 1080)
 
 
 def test_draft_size_accounts_for_crop() -> None:
     spec = InputSpec(height=224, width=224, crop_fraction=0.875)
-    assert draft_size_for(spec) == (512, 512)
-    assert draft_size_for(spec, factor=1.0) == (256, 256)
+    assert draft_size_for(spec) == (256, 256)
+    assert draft_size_for(spec, factor=2.0) == (512, 512)
 
 
 def test_draft_mode_applies_to_mpo() -> None:
     from imagecorpus import mpo_jpeg  # noqa: PLC0415
 
     img = load_image(mpo_jpeg(1920, 1080), ImageLimits(), draft_size=draft_size_for(SPEC))
-    assert img.size == (960, 540)
+    assert img.size == (480, 270)
 
 
 def test_unexpected_plugin_error_is_invalid_image(monkeypatch: pytest.MonkeyPatch) -> None:

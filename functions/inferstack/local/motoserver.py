@@ -35,12 +35,24 @@ security group rule that targets a prefix list (the S3 gateway endpoint rule); k
 
 Everything else is moto as shipped. The patch is checked against moto's structure at
 start-up and refuses to start (rather than silently lying) when moto changed.
+
+Serving: moto's own `python -m moto.server` runs werkzeug's development server, which closes
+the connection after every response (a new TCP connection and server thread per request) and
+resolves the backend of every request by listing moto's package folder. Measured on 2 vCPUs,
+an S3 GET plus a PUT cost ~6.5 ms of emulator CPU and ~4.5 ms of client CPU that way. Here
+the same moto WSGI application is served by cheroot (HTTP/1.1 keep-alive, a thread pool)
+and the host -> backend lookup is memoised: ~2.8 ms and ~3.1 ms. The emulator shares the
+machine with the code under test, so this is CPU given back to it. `--http-server werkzeug`
+serves with moto's own server instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
+import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -55,6 +67,7 @@ from moto.batch_simple.models import BatchSimpleBackend
 from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.moto_api import state_manager
 from moto.moto_api._internal import urls
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import main as moto_main
 from moto.sqs.models import Queue
 
@@ -239,6 +252,22 @@ def _install_job_definition_arn_prefix() -> None:
     BatchBackend.get_job_definition = get_job_definition  # type: ignore[method-assign]
 
 
+def _install_backend_lookup_cache() -> None:
+    """Memoise moto's host -> backend lookup (a folder listing and ~300 regexes per request).
+
+    The answer depends only on the host and on the installed moto, so caching is exact.
+    """
+    lookup = DomainDispatcherApplication.get_backend_for_host
+    cache: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in cache:
+            cache[host] = lookup(self, host)
+        return cache[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Patch moto in this process; raise if moto's internals are not what this expects."""
     for name in ("_start_attempt", "_mark_stopped"):
@@ -256,11 +285,90 @@ def install() -> None:
     _install_no_sqs_delivery()
     _install_prefix_list_rule_descriptions()
     _install_job_definition_arn_prefix()
+    _install_backend_lookup_cache()
+
+
+def _moto_gateway() -> type:
+    """cheroot's WSGI 1.0 gateway plus the two things moto's own request handler adds.
+
+    - RAW_URI: moto matches S3 keys against the undecoded path (an encoded "/" in a key,
+      "%2F", must not become a path separator); werkzeug's server passes it as RAW_URI,
+      cheroot as REQUEST_URI.
+    - the original spelling of header names with "_" (S3 metadata such as x-amz-meta-a_b),
+      which WSGI folds into "-" otherwise.
+    """
+    from cheroot.wsgi import Gateway_10  # noqa: PLC0415
+    from moto.core.request import (  # noqa: PLC0415
+        PRESERVED_HEADER_NAMES_ENVIRON_KEY,
+        environ_key_for_header,
+        should_preserve_original_header_name,
+    )
+
+    class MotoGateway(Gateway_10):
+        def get_environ(self) -> dict[str, Any]:
+            environ = super().get_environ()
+            environ["RAW_URI"] = environ["REQUEST_URI"]
+            names = (key.decode("latin-1") for key in self.req.inheaders)
+            environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = {
+                environ_key_for_header(name): name
+                for name in names
+                if should_preserve_original_header_name(name)
+            }
+            return environ
+
+    return MotoGateway
+
+
+def serve(host: str, port: int, threads: int) -> None:
+    """Serve moto's application with cheroot until SIGTERM or SIGINT."""
+    from cheroot.wsgi import Server  # noqa: PLC0415
+
+    app = DomainDispatcherApplication(create_backend_app)
+    # A connection idle for `timeout` seconds is closed; clients reconnect transparently.
+    server = Server((host, port), app, numthreads=threads, request_queue_size=64, timeout=60)
+    server.gateway = _moto_gateway()
+
+    def stop(signum: int, frame: Any) -> None:
+        del signum, frame
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"moto (inferstack launcher, cheroot) serving on http://{host}:{port}", flush=True)
+    try:
+        server.safe_start()
+    finally:
+        server.stop()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m inferstack.local.motoserver",
+        description="moto server with truthful Batch job states (see the module docstring)",
+    )
+    parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument(
+        "-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", "5000")), help="port"
+    )
+    parser.add_argument(
+        "--http-server",
+        choices=("cheroot", "werkzeug"),
+        default="cheroot",
+        help="cheroot (keep-alive, thread pool; default) or moto's own werkzeug server",
+    )
+    parser.add_argument("--threads", type=int, default=10, help="cheroot worker threads")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv if argv is not None else sys.argv[1:])
     install()
-    moto_main(argv if argv is not None else sys.argv[1:])
+    # moto builds URLs that point back at itself (SQS queue URLs, ...) from MOTO_PORT.
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    if args.http_server == "werkzeug":
+        moto_main(["-H", args.host, "-p", str(args.port)])
+    else:
+        serve(args.host, args.port, max(1, args.threads))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""The local emulator's HTTP serving: same S3 answers as moto's own server, with keep-alive."""
+
+from __future__ import annotations
+
+import http.client
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from inferstack.local.emulator import FAKE_CREDENTIALS, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "emulator-serving-test"
+# Keys that exercise the undecoded path moto matches on: space, plus, non-ASCII, an encoded
+# slash, characters that are special in URLs, a double slash.
+KEYS = [
+    "input/a b.jpg",
+    "input/a+b.jpg",
+    "input/ünï cödé.jpg",
+    "input/a%2Fb.jpg",
+    "input/x?y&z=1#h.jpg",
+    "input//double.jpg",
+    "input/~tilde'quote\".jpg",
+]
+# S3 returns user metadata names in lower case; "_" must survive (moto's own server keeps it).
+METADATA = {"input-etag": "e1", "a_b": "u"}
+
+
+@pytest.fixture(params=["cheroot", "werkzeug"])
+def emulator_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "inferstack.local.motoserver", "-p", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--http-server", request.param],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
+
+
+def test_s3_keys_and_metadata_round_trip(emulator_url: str) -> None:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=emulator_url,
+        region_name="us-east-1",
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    s3.create_bucket(Bucket=BUCKET)
+    for key in KEYS:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode(), Metadata=METADATA)
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert sorted(listed) == sorted(KEYS)
+    for key in KEYS:
+        got = s3.get_object(Bucket=BUCKET, Key=key)
+        assert got["Body"].read() == key.encode()
+        assert got["Metadata"] == METADATA
+    s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in KEYS]})
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_connections_are_kept_alive(emulator_url: str, request: pytest.FixtureRequest) -> None:
+    """cheroot answers on the same connection; werkzeug's server closes it after each."""
+    connection = http.client.HTTPConnection(emulator_url.removeprefix("http://"), timeout=10)
+    sockets, statuses = [], []
+    for _ in range(3):
+        connection.request("GET", "/moto-api/data.json")
+        response = connection.getresponse()
+        response.read()
+        statuses.append(response.status)
+        sockets.append(connection.sock)  # None once the server closed the connection
+    connection.close()
+    assert statuses == [200, 200, 200]
+    if request.node.callspec.params["emulator_url"] == "cheroot":
+        assert sockets[0] is not None and all(s is sockets[0] for s in sockets)
+    else:
+        assert sockets == [None, None, None]
