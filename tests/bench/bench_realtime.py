@@ -11,9 +11,15 @@ weights; built with ``inferstack model build --weights random`` when missing):
 - the handler end to end, p50, warm, in-process: a real API Gateway REST proxy event with a
   1080p JPEG (base64 body, as API Gateway delivers binary) through ``lambda_handler``.
   Invoke and handler samples are interleaved so machine load hits both alike;
+- the same warm comparison in a child process pinned to 1 CPU (what a Lambda function of up
+  to 1769 MB gets; the handler then runs a 1-thread interpreter);
+- the JPEG decode floor: the test image decoded at 1/8 scale, the least work libjpeg can do
+  for it (entropy decoding is not reduced by DCT scaling), as a bound on what any handler
+  that accepts a 1080p JPEG adds to the invoke;
 - cold start: a fresh Python process from spawn to its first answer, with the model read from
-  local disk, and from S3 emulated by moto server (bench-owned, 127.0.0.1, free port; a fresh
-  MODEL_CACHE_DIR per run, like a new Lambda sandbox). Tracing is disabled, as locally, plus
+  local disk, and from S3 emulated by the local cloud's emulator (``python -m
+  inferstack.local.motoserver``, free port; a fresh MODEL_CACHE_DIR per run, like a new
+  Lambda sandbox). Tracing is disabled, as locally, plus
   one disk variant with X-Ray tracing on as in a Lambda with active tracing;
 - peak RSS of those processes (``os.wait4`` rusage, no psutil);
 - unzipped size of the runtime dependencies: the built layer zip when it exists, otherwise
@@ -33,7 +39,6 @@ import datetime as dt
 import importlib.metadata as md
 import io
 import json
-import logging
 import os
 import platform
 import re
@@ -61,7 +66,14 @@ BUCKET = "inferstack-bench-models"
 PREFIX = "models/bench/"
 
 TARGETS = {"ratio_max": 1.10, "cold_start_s_max": 0.8, "peak_rss_mb_max": 200.0}
-RUNTIME_ROOTS = ("ai-edge-litert", "numpy", "pillow", "aws-lambda-powertools", "aws-xray-sdk")
+RUNTIME_ROOTS = (
+    "ai-edge-litert",
+    "numpy",
+    "pillow",
+    "aws-lambda-powertools",
+    "aws-xray-sdk",
+    "pybase64",
+)
 # Provided by the Lambda Python runtime (boto3 and what it pulls in): not shipped in the layer.
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six"}
 RUNTIME_PROVIDED |= {"urllib3"}
@@ -291,6 +303,31 @@ def warm_latency(
     return result
 
 
+def jpeg_decode_floor_ms(image: bytes, iterations: int = 30) -> float:
+    """p50 of decoding ``image`` at 1/8 scale: its entropy decoding, which every decoder of
+    this JPEG must do (libjpeg-turbo, as in Pillow, is the fastest CPU decoder there is)."""
+    from PIL import Image  # noqa: PLC0415
+
+    def decode() -> None:
+        img = Image.open(io.BytesIO(image))
+        img.draft("RGB", (1, 1))  # the smallest DCT scale libjpeg offers: 1/8
+        img.load()
+
+    return round(percentile(sample(decode, iterations), 0.5), 2)
+
+
+def one_cpu_latency(bundle: Path, iterations: int) -> dict[str, Any]:
+    """The warm comparison in a child process pinned to one CPU (``--cpus 1 --warm-only``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "one-cpu.json"
+        command = [sys.executable, __file__, "--warm-only", "--cpus", "1", "--out", str(out)]
+        command += ["--iterations", str(iterations), "--bundle", str(bundle)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        child = json.loads(out.read_text())
+    keys = ("num_threads", "invoke_p50_ms", "handler_p50_ms", "handler_stage_p50_ms", "ratio")
+    return {key: child[key] for key in keys}
+
+
 # ----------------------------------------------------------------------------- cold start
 
 
@@ -369,16 +406,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def moto_s3_with_bundle(bundle: Path) -> Iterator[dict[str, str]]:
-    """moto server on 127.0.0.1:<free port> holding the bundle; yields the client env."""
+    """The local emulator on 127.0.0.1:<free port> holding the bundle; yields the client env."""
     import boto3  # noqa: PLC0415
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+    from inferstack.local.emulator import Emulator  # noqa: PLC0415
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on stderr
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = Emulator().start()
     env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ENDPOINT_URL": server.url,
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "eu-west-1",
@@ -509,6 +543,16 @@ def print_table(result: dict[str, Any]) -> None:
         ),
         ("ratio handler / invoke", f"{result['ratio']:.3f}", f"<= {TARGETS['ratio_max']}"),
         (
+            "  floor: (invoke + JPEG decode floor) / invoke",
+            f"{result['ratio_floor']:.3f}",
+            f"decode at 1/8 scale {result['jpeg_decode_floor_ms']} ms",
+        ),
+        (
+            "ratio on 1 CPU (1-thread interpreter)",
+            f"{result['one_cpu']['ratio']:.3f}",
+            f"{result['one_cpu']['handler_p50_ms']} / {result['one_cpu']['invoke_p50_ms']} ms",
+        ),
+        (
             "ratio of CPU time handler / invoke",
             f"{result['ratio_cpu']:.3f}",
             f"{result['handler_cpu_p50_ms']} / {result['invoke_cpu_p50_ms']} ms CPU",
@@ -577,7 +621,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bundle", type=Path, default=BUNDLE, help="model bundle (default: %(default)s)"
     )
+    parser.add_argument("--cpus", type=int, help="pin this process to the first N CPUs")
+    parser.add_argument(
+        "--warm-only", action="store_true", help="only the warm comparison (no cold starts)"
+    )
     args = parser.parse_args(argv)
+    if args.cpus:
+        # Before the handler is imported: it sizes its interpreter from the CPUs it may use.
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cpus])
 
     bundle = args.bundle.resolve()
     if bundle == BUNDLE:
@@ -607,6 +658,13 @@ def main(argv: list[str] | None = None) -> int:
     stages = result["handler_stage_p50_ms"]
     without_image = result["handler_p50_ms"] - stages["decode"] - stages["preprocess"]
     result["ratio_excluding_image_decode"] = round(without_image / invoke_p50, 3)
+    if args.warm_only:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
+    result["jpeg_decode_floor_ms"] = jpeg_decode_floor_ms(image)
+    result["ratio_floor"] = round((invoke_p50 + result["jpeg_decode_floor_ms"]) / invoke_p50, 3)
+    log("warm latency on 1 CPU (child process)")
+    result["one_cpu"] = one_cpu_latency(bundle, args.iterations)
     log("cold starts: model on disk, then on moto S3")
     result.update(cold_starts(event_path, args.cold_runs, bundle))
     log("runtime dependency size")
