@@ -3,7 +3,8 @@
 Environment (from the job definition and Batch): MODEL_URI, DATA_BUCKET (output bucket;
 default: the manifest's bucket), OUTPUT_PREFIX, AWS_BATCH_JOB_ARRAY_INDEX (absent: 0, a
 single job), AWS_BATCH_JOB_ID, MODEL_CACHE_DIR, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS,
-DEFAULT_TOP_K; tuning: WORKER_IO_THREADS, WORKER_PREFETCH, INTERPRETER_THREADS.
+DEFAULT_TOP_K; tuning: WORKER_IO_THREADS, WORKER_PREFETCH, WORKER_IO_NICE, INTERPRETERS,
+INTERPRETER_THREADS.
 IMAGES_PER_CHILD is not read: the manifest records the shards the submitter cut.
 
 Exit codes: 0 shard done (error records included); 75 infrastructure fault, retry (the job
@@ -84,6 +85,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--prefetch", type=int, default=_env_int("WORKER_PREFETCH", None) or 2 * io_threads + 2
     )
     parser.add_argument(
+        "--io-nice",
+        type=int,
+        choices=range(20),
+        metavar="0..19",
+        default=_env_int("WORKER_IO_NICE", 5),
+        help="CPU priority of the I/O threads below the interpreters' (default 5; 0: equal)",
+    )
+    parser.add_argument(
         "--interpreters",
         type=int,
         default=_env_int("INTERPRETERS", None),
@@ -127,6 +136,7 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
         output_prefix=args.output_prefix,
         io_threads=args.io_threads,
         prefetch=args.prefetch,
+        io_nice=args.io_nice,
         interpreter_threads=args.interpreter_threads,
         top_k=args.top_k,
         max_image_bytes=_env_int("MAX_IMAGE_BYTES", None),

@@ -213,3 +213,35 @@ def test_batch_status_aggregates_child_summaries(
     # The last child wrote the job summary itself.
     written = s3.get_object(Bucket=DATA_BUCKET, Key="output/_summaries/job-s.json")["Body"].read()
     assert json.loads(written)["ok"] == 3
+
+
+def test_io_threads_run_at_a_lower_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nice value lands on the calling thread only (Linux priorities are per thread)."""
+    import os  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from inferstack.batch.worker import lower_thread_priority  # noqa: PLC0415
+    from inferstack_worker.main import parse_args  # noqa: PLC0415
+
+    def nice_of(tid: int) -> int:
+        return os.getpriority(os.PRIO_PROCESS, tid)
+
+    base = nice_of(threading.get_native_id())
+    seen: dict[str, int] = {}
+
+    def io_thread() -> None:
+        lower_thread_priority(5)
+        seen["io"] = nice_of(threading.get_native_id())
+
+    thread = threading.Thread(target=io_thread)
+    thread.start()
+    thread.join()
+    assert seen["io"] == min(19, base + 5)
+    assert nice_of(threading.get_native_id()) == base  # the caller's own priority is untouched
+
+    argv = ["--manifest", "s3://b/m.json", "--model-uri", "s3://b/model/"]
+    assert parse_args(argv).io_nice == 5
+    monkeypatch.setenv("WORKER_IO_NICE", "0")
+    assert parse_args(argv).io_nice == 0
+    with pytest.raises(SystemExit):
+        parse_args([*argv, "--io-nice", "25"])

@@ -20,7 +20,10 @@ that is malformed or an array index outside it ends with EXIT_DATAERR (65), not 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -64,6 +67,7 @@ class WorkerConfig:
     output_prefix: str = "output/"
     io_threads: int = 3
     prefetch: int = 8
+    io_nice: int = 5  # CPU priority of the I/O threads below the interpreters' (0: the same)
     interpreter_threads: int | None = None
     top_k: int = 5
     max_image_bytes: int | None = None
@@ -110,6 +114,25 @@ def _common_prefix(a: str, b: str) -> str:
             break
         n += 1
     return a[:n]
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (Linux: priorities are per thread).
+
+    Why the I/O threads get one: the interpreters are the bottleneck, and every time the
+    scheduler slices an invoke to run a decode or an S3 call on its CPU, the invoke loses its
+    caches. With the I/O threads at nice +5 (a third of the weight) invokes run in longer
+    slices, and the I/O still gets its ~12% of the CPUs whenever an interpreter waits; the
+    prefetch queue hides the latency. Measured on 2 vCPUs (two 1-thread interpreters):
+    103-104 -> 102 ms of worker CPU per image, 18.3-18.6 -> 19.1 images/s. Raising one's
+    own nice value needs no privilege; failure only costs the optimisation.
+    """
+    if nice <= 0:
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + nice))
 
 
 def _ms(seconds: float) -> float:
@@ -345,7 +368,12 @@ class ShardWorker:
         existing = self.existing_outputs(out_keys)
         todo: Iterator[tuple[Item, str]] = iter(zip(items, out_keys, strict=True))
         depth = max(len(self.classifiers) + 1, self.config.prefetch)
-        io_pool = ThreadPoolExecutor(max(1, self.config.io_threads), thread_name_prefix="io")
+        io_pool = ThreadPoolExecutor(
+            max(1, self.config.io_threads),
+            thread_name_prefix="io",
+            initializer=lower_thread_priority,
+            initargs=(self.config.io_nice,),
+        )
         infer_pool = ThreadPoolExecutor(len(self.classifiers), thread_name_prefix="infer")
         stage: dict[Future[Any], str] = {}
         try:
