@@ -89,7 +89,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         choices=range(20),
         metavar="0..19",
-        default=_env_int("WORKER_IO_NICE", 5),
+        default=_env_int("WORKER_IO_NICE", WorkerConfig.io_nice),
         help="CPU priority of the I/O threads below the interpreters' (default 5; 0: equal)",
     )
     parser.add_argument(

@@ -43,7 +43,6 @@ import os
 import platform
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -388,6 +387,8 @@ def cold_start_once(event_path: Path, env: dict[str, str]) -> ColdStart:
 
 def xray_env(task_root: Path) -> dict[str, str]:
     """What Lambda sets with active tracing (LAMBDA_TASK_ROOT turns tracing on in powertools)."""
+    from inferstack.local.emulator import free_port  # noqa: PLC0415
+
     return {
         "POWERTOOLS_TRACE_DISABLED": "false",
         "LAMBDA_TASK_ROOT": str(task_root),
@@ -396,12 +397,6 @@ def xray_env(task_root: Path) -> dict[str, str]:
         "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{free_port()}",
         "AWS_DEFAULT_REGION": "eu-west-1",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

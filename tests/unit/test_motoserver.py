@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import http.client
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
-from inferstack.local.emulator import FAKE_CREDENTIALS, free_port
+from inferstack.local.emulator import FAKE_CREDENTIALS, Emulator
 
-REPO = Path(__file__).resolve().parents[2]
 BUCKET = "emulator-serving-test"
 # Keys that exercise the undecoded path moto matches on: space, plus, non-ASCII, an encoded
 # slash, characters that are special in URLs, a double slash.
@@ -33,28 +27,14 @@ METADATA = {"input-etag": "e1", "a_b": "u"}
 
 @pytest.fixture(params=["cheroot", "werkzeug"])
 def emulator_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, "-m", "inferstack.local.motoserver", "-p", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--http-server", request.param],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    emulator = Emulator(http_server=request.param).start()
+    process = emulator.process
+    assert process is not None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield url
+        yield emulator.url
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=15) == 0
+        emulator.stop()
+        assert process.returncode == 0  # SIGTERM shuts the server down cleanly
 
 
 def test_s3_keys_and_metadata_round_trip(emulator_url: str) -> None:

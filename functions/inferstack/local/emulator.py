@@ -75,11 +75,13 @@ class Emulator:
         port: int | None = None,
         log_path: Path | None = None,
         detach: bool = False,
+        http_server: str = "cheroot",
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
         self.detach = detach
+        self.http_server = http_server  # motoserver --http-server: cheroot or werkzeug
         self.process: subprocess.Popen[bytes] | None = None
         self._previous_handlers: dict[int, object] = {}
 
@@ -93,10 +95,11 @@ class Emulator:
 
     def start(self, timeout: float = 60.0) -> Emulator:
         env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_PORT": str(self.port)}
+        command = [*MOTO_COMMAND, "-H", self.host, "-p", str(self.port)]
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
-                [*MOTO_COMMAND, "-H", self.host, "-p", str(self.port)],
+                [*command, "--http-server", self.http_server],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
