@@ -10,11 +10,15 @@ BUILD  := build
 
 # Offline machines carry the AWS provider as a filesystem mirror; where TF_PLUGIN_MIRROR is
 # set, Terraform reads it through a CLI config written here. Elsewhere the registry is used.
+# The shared plugin cache is used even where no lock file records the package's checksums
+# (module directories commit none): otherwise every `terraform init` reinstalls the cache
+# entry, and a concurrent terraform run in another directory finds its provider gone.
 TF_PLUGIN_CACHE := $(CURDIR)/$(BUILD)/terraform/plugin-cache
 ifneq ($(strip $(TF_PLUGIN_MIRROR)),)
 export TF_CLI_CONFIG_FILE := $(CURDIR)/$(BUILD)/terraform/terraformrc
 else
 export TF_PLUGIN_CACHE_DIR := $(TF_PLUGIN_CACHE)
+export TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE := true
 endif
 
 .PHONY: help venv tf-config checkov lint fmt test test-unit bench model build up down demo clean
@@ -30,9 +34,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with the pinned dependencies
 
-$(BUILD)/terraform/terraformrc:
+$(BUILD)/terraform/terraformrc: Makefile
 	@mkdir -p $(dir $@) $(TF_PLUGIN_CACHE)
-	@printf 'plugin_cache_dir = "%s"\nprovider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n' \
+	@printf 'plugin_cache_dir = "%s"\nplugin_cache_may_break_dependency_lock_file = true\nprovider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n' \
 		"$(TF_PLUGIN_CACHE)" "$(TF_PLUGIN_MIRROR)" > $@
 
 tf-config: $(if $(strip $(TF_PLUGIN_MIRROR)),$(BUILD)/terraform/terraformrc)

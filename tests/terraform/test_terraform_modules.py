@@ -15,6 +15,7 @@ import pytest
 from tfharness import (
     CONFIGS,
     MODULES,
+    PLUGIN_CACHE,
     REPO_ROOT,
     ROOT_STACK,
     TESTED_MODULES,
@@ -45,6 +46,29 @@ def test_terraform_test(module: Path, terraform: Terraform) -> None:
     result = terraform.test(module)
     assert result.returncode == 0, result.output
     assert "0 failed" in result.output, result.output
+
+
+def _cache_entries() -> dict[Path, tuple[int, int]]:
+    """Provider packages in the shared plugin cache with inode and mtime: a reinstall removes
+    and recreates the entry, which changes its mtime (the inode may be reused)."""
+    packages = PLUGIN_CACHE.glob("*/*/*/*/*")  # host/namespace/type/version/platform
+    return {p: (p.lstat().st_ino, p.lstat().st_mtime_ns) for p in packages}
+
+
+def test_init_leaves_the_shared_plugin_cache_alone(tf_env: dict[str, str], tmp_path: Path) -> None:
+    """The terraform jobs of this session run side by side, each linked into the shared cache:
+    an init that reinstalled an entry would pull a provider from under a running test."""
+    config = 'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n'
+    inits = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "versions.tf").write_text(config)
+        inits.append(run_tf(["init", "-backend=false", "-no-color"], tmp_path / name, tf_env))
+        assert inits[-1].returncode == 0, inits[-1].output
+        if name == "first":
+            before = _cache_entries()
+    assert before, f"terraform init put nothing in {PLUGIN_CACHE}"
+    assert _cache_entries() == before, inits[-1].output
 
 
 def test_every_module_has_tests() -> None:

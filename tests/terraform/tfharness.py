@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_TF = REPO_ROOT / "build" / "terraform"
+PLUGIN_CACHE = BUILD_TF / "plugin-cache"
 
 MODULES = sorted(p.parent for p in (REPO_ROOT / "modules").glob("*/versions.tf"))
 EXAMPLES = sorted(p for p in (REPO_ROOT / "examples").glob("*") if any(p.glob("*.tf")))
@@ -30,12 +31,14 @@ def config_id(path: Path) -> str:
 
 
 def _cli_config(mirror: str) -> Path:
-    """The same CLI config as `make tf-config`: the offline mirror plus a shared plugin cache."""
-    cache = BUILD_TF / "plugin-cache"
+    """The same CLI config as `make tf-config`: the offline mirror plus a shared plugin cache,
+    used without lock-file checksums so that no init reinstalls an entry another run is using."""
+    cache = PLUGIN_CACHE
     cache.mkdir(parents=True, exist_ok=True)
     rc = BUILD_TF / "terraformrc"
     rc.write_text(
         f'plugin_cache_dir = "{cache}"\n'
+        "plugin_cache_may_break_dependency_lock_file = true\n"
         "provider_installation {\n"
         "  filesystem_mirror {\n"
         f'    path    = "{mirror}"\n'
@@ -57,9 +60,10 @@ def terraform_env() -> dict[str, str]:
     if mirror and not (configured and Path(configured).is_file()):
         env["TF_CLI_CONFIG_FILE"] = str(_cli_config(mirror))
     elif not mirror and not configured:
-        cache = BUILD_TF / "plugin-cache"
+        cache = PLUGIN_CACHE
         cache.mkdir(parents=True, exist_ok=True)
         env.setdefault("TF_PLUGIN_CACHE_DIR", str(cache))
+        env.setdefault("TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE", "true")
     return env
 
 
