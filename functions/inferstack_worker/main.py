@@ -90,7 +90,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=range(20),
         metavar="0..19",
         default=_env_int("WORKER_IO_NICE", WorkerConfig.io_nice),
-        help="CPU priority of the I/O threads below the interpreters' (default 5; 0: equal)",
+        help="how much lower the I/O threads' CPU priority is (default %(default)s; 0: equal)",
     )
     parser.add_argument(
         "--interpreters",

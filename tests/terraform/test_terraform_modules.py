@@ -59,16 +59,19 @@ def test_init_leaves_the_shared_plugin_cache_alone(tf_env: dict[str, str], tmp_p
     """The terraform jobs of this session run side by side, each linked into the shared cache:
     an init that reinstalled an entry would pull a provider from under a running test."""
     config = 'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n'
-    inits = []
-    for name in ("first", "second"):
+
+    def init_new_directory(name: str) -> str:
         (tmp_path / name).mkdir()
         (tmp_path / name / "versions.tf").write_text(config)
-        inits.append(run_tf(["init", "-backend=false", "-no-color"], tmp_path / name, tf_env))
-        assert inits[-1].returncode == 0, inits[-1].output
-        if name == "first":
-            before = _cache_entries()
+        result = run_tf(["init", "-backend=false", "-no-color"], tmp_path / name, tf_env)
+        assert result.returncode == 0, result.output
+        return result.output
+
+    init_new_directory("first")
+    before = _cache_entries()
     assert before, f"terraform init put nothing in {PLUGIN_CACHE}"
-    assert _cache_entries() == before, inits[-1].output
+    output = init_new_directory("second")
+    assert _cache_entries() == before, output
 
 
 def test_every_module_has_tests() -> None:

@@ -33,11 +33,10 @@ def config_id(path: Path) -> str:
 def _cli_config(mirror: str) -> Path:
     """The same CLI config as `make tf-config`: the offline mirror plus a shared plugin cache,
     used without lock-file checksums so that no init reinstalls an entry another run is using."""
-    cache = PLUGIN_CACHE
-    cache.mkdir(parents=True, exist_ok=True)
+    PLUGIN_CACHE.mkdir(parents=True, exist_ok=True)
     rc = BUILD_TF / "terraformrc"
     rc.write_text(
-        f'plugin_cache_dir = "{cache}"\n'
+        f'plugin_cache_dir = "{PLUGIN_CACHE}"\n'
         "plugin_cache_may_break_dependency_lock_file = true\n"
         "provider_installation {\n"
         "  filesystem_mirror {\n"
@@ -60,9 +59,8 @@ def terraform_env() -> dict[str, str]:
     if mirror and not (configured and Path(configured).is_file()):
         env["TF_CLI_CONFIG_FILE"] = str(_cli_config(mirror))
     elif not mirror and not configured:
-        cache = PLUGIN_CACHE
-        cache.mkdir(parents=True, exist_ok=True)
-        env.setdefault("TF_PLUGIN_CACHE_DIR", str(cache))
+        PLUGIN_CACHE.mkdir(parents=True, exist_ok=True)
+        env.setdefault("TF_PLUGIN_CACHE_DIR", str(PLUGIN_CACHE))
         env.setdefault("TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE", "true")
     return env
 
