@@ -24,22 +24,37 @@ locals {
   model_key_prefix = var.upload_model_bundle ? "${var.model_prefix}/${local.model_name}/${local.model_version}" : var.model_prefix
 
   # Key policy statements for services that publish to this stack's encrypted topics and
-  # queues, keyed by their kms_key_service_access switch.
+  # queues, keyed by their kms_key_service_access switch. Each is scoped by the conditions its
+  # service supports:
+  # - aws:SourceAccount where the service sends it with its KMS requests;
+  # - aws:SourceArn, the resources that may publish;
+  # - topic_arns: kms:EncryptionContext:aws:sns:topicArn, the encryption context SNS puts on
+  #   every data key of a topic, so the grant only covers this stack's topics.
+  # EventBridge does not support aws:SourceAccount or aws:SourceArn on its KMS requests for
+  # encrypted targets: with them the key refuses it and rule deliveries to the topic are
+  # dropped, so its statement is scoped by the topic instead.
+  stack_topic_arns = ["arn:${local.partition}:sns:${local.region}:${local.account_id}:${var.name_prefix}-*"]
   kms_publisher_grants = {
     cloudwatch_alarms = {
-      sid         = "CloudWatchAlarmsPublishToEncryptedTopics"
-      service     = "cloudwatch.amazonaws.com"
-      source_arns = null
+      sid            = "CloudWatchAlarmsPublishToEncryptedTopics"
+      service        = "cloudwatch.amazonaws.com"
+      source_account = true
+      source_arns    = null
+      topic_arns     = local.stack_topic_arns
     }
     eventbridge = {
-      sid         = "EventBridgeRulesPublishToEncryptedTopics"
-      service     = "events.amazonaws.com"
-      source_arns = null
+      sid            = "EventBridgeRulesPublishToEncryptedTopics"
+      service        = "events.amazonaws.com"
+      source_account = false
+      source_arns    = null
+      topic_arns     = local.stack_topic_arns
     }
     s3_notifications = {
-      sid         = "S3NotificationsToEncryptedQueues"
-      service     = "s3.amazonaws.com"
-      source_arns = ["arn:${local.partition}:s3:::${var.name_prefix}*"]
+      sid            = "S3NotificationsToEncryptedQueues"
+      service        = "s3.amazonaws.com"
+      source_account = true
+      source_arns    = ["arn:${local.partition}:s3:::${var.name_prefix}*"]
+      topic_arns     = null
     }
   }
 }
@@ -107,16 +122,27 @@ data "aws_iam_policy_document" "kms" {
       }
       actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
       resources = ["*"]
-      condition {
-        test     = "StringEquals"
-        variable = "aws:SourceAccount"
-        values   = [local.account_id]
+      dynamic "condition" {
+        for_each = statement.value.source_account ? [local.account_id] : []
+        content {
+          test     = "StringEquals"
+          variable = "aws:SourceAccount"
+          values   = [condition.value]
+        }
       }
       dynamic "condition" {
         for_each = statement.value.source_arns == null ? [] : [statement.value.source_arns]
         content {
           test     = "ArnLike"
           variable = "aws:SourceArn"
+          values   = condition.value
+        }
+      }
+      dynamic "condition" {
+        for_each = statement.value.topic_arns == null ? [] : [statement.value.topic_arns]
+        content {
+          test     = "ArnLike"
+          variable = "kms:EncryptionContext:aws:sns:topicArn"
           values   = condition.value
         }
       }

@@ -96,11 +96,30 @@ run "defaults" {
       if length(s.principals) > 0 && one(s.principals).type == "Service"
       }) == jsonencode({
       CloudWatchLogsForStackLogGroups          = ["kms:EncryptionContext:aws:logs:arn"]
-      CloudWatchAlarmsPublishToEncryptedTopics = ["aws:SourceAccount"]
-      EventBridgeRulesPublishToEncryptedTopics = ["aws:SourceAccount"]
+      CloudWatchAlarmsPublishToEncryptedTopics = ["aws:SourceAccount", "kms:EncryptionContext:aws:sns:topicArn"]
+      EventBridgeRulesPublishToEncryptedTopics = ["kms:EncryptionContext:aws:sns:topicArn"]
       S3NotificationsToEncryptedQueues         = ["aws:SourceAccount", "aws:SourceArn"]
     })
     error_message = "each service statement of the key policy must be scoped by its conditions"
+  }
+  assert {
+    # EventBridge sends neither aws:SourceAccount nor aws:SourceArn with its KMS requests for
+    # encrypted targets: a statement requiring them would drop every rule delivery.
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.kms[0].statement : alltrue([
+        for c in s.condition : !contains(["aws:SourceAccount", "aws:SourceArn"], c.variable)
+      ]) if s.sid == "EventBridgeRulesPublishToEncryptedTopics"
+    ])
+    error_message = "the EventBridge key statement must not require aws:SourceAccount or aws:SourceArn"
+  }
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.kms[0].statement : alltrue([
+        for c in s.condition : jsonencode(c.values) == jsonencode(["arn:aws:sns:eu-west-1:123456789012:test-stack-*"])
+        if c.variable == "kms:EncryptionContext:aws:sns:topicArn"
+      ])
+    ])
+    error_message = "topic-scoped key statements must name this stack's topics"
   }
   assert {
     condition     = !contains(flatten([for s in data.aws_iam_policy_document.kms[0].statement : s.actions]), "kms:*")
