@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from inferstack import __version__
+from inferstack.aws.cli import add_aws_commands
 from inferstack.batch.cli import add_batch_commands
 from inferstack.errors import InferstackError
 from inferstack.local.cli import add_local_commands
@@ -488,6 +489,7 @@ COMMAND_GROUPS: list[Callable[[SubParsers], None]] = [
     _add_classify_command,
     add_batch_commands,
     add_local_commands,
+    add_aws_commands,
 ]
 
 
