@@ -3,6 +3,11 @@
 model.json states everything the runtime needs (nothing is guessed): input size, channel
 order, resize, crop, normalization, output activation and label offset, and the sha256 of the
 tflite file. A bundle whose tflite does not match that sha256 is refused.
+
+A deployment can also pin the sha256 it expects (``expected_sha256``, from the value Terraform
+computed when it uploaded the bundle): then a bundle whose model.json declares another
+checksum is refused before its model is downloaded, so replacing both files in the bucket
+does not swap the model either.
 """
 
 from __future__ import annotations
@@ -307,13 +312,39 @@ def _verify_sha256(model_path: Path, expected: str, origin: str) -> None:
         )
 
 
-def load_bundle_dir(path: Path, *, origin: str | None = None, verify: bool = True) -> ModelBundle:
-    """Load and verify a bundle folder."""
+def normalize_sha256(value: str | None) -> str | None:
+    """A sha256 given by a deployment (64 hex digits, any case), or None when unset."""
+    if value is None or not value.strip():
+        return None
+    sha = value.strip().lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ValueError(f"an expected model sha256 must be 64 hex digits, got {value!r}")
+    return sha
+
+
+def check_expected_sha256(metadata: BundleMetadata, expected: str | None, origin: str) -> None:
+    """Refuse a bundle whose model.json declares another model than the deployment pinned."""
+    if expected is not None and metadata.sha256 != expected:
+        raise BundleIntegrityError(
+            f"refusing model bundle {origin}: model.json declares sha256 {metadata.sha256}, "
+            f"but this deployment expects {expected}"
+        )
+
+
+def load_bundle_dir(
+    path: Path,
+    *,
+    origin: str | None = None,
+    verify: bool = True,
+    expected_sha256: str | None = None,
+) -> ModelBundle:
+    """Load and verify a bundle folder (against ``expected_sha256`` too, when given)."""
     path = Path(path)
     origin = origin or str(path)
     if not path.is_dir():
         raise ModelUnavailable(f"model bundle not found: {origin} is not a directory")
     metadata = _read_metadata_file(path / METADATA_FILE)
+    check_expected_sha256(metadata, expected_sha256, origin)
     model_path = path / MODEL_FILE
     if not model_path.is_file():
         raise BundleError(f"bundle {origin} has no {MODEL_FILE}")
@@ -359,7 +390,9 @@ def _download(client: Any, location: S3Location, dest: Path) -> None:
         raise ModelUnavailable(f"cannot download {location.uri}: {exc}") from exc
 
 
-def _load_s3_bundle(uri: str, cache_dir: Path | None, client: Any) -> ModelBundle:
+def _load_s3_bundle(
+    uri: str, cache_dir: Path | None, client: Any, expected_sha256: str | None = None
+) -> ModelBundle:
     """Fetch model.json (small) each time; download the rest only when the cache lacks it.
 
     The cache is keyed by URI and by the tflite sha256 model.json declares, so a new model
@@ -379,6 +412,7 @@ def _load_s3_bundle(uri: str, cache_dir: Path | None, client: Any) -> ModelBundl
         metadata = parse_metadata(json.loads(raw_metadata))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{location.child(METADATA_FILE).uri} is not valid JSON: {exc}") from exc
+    check_expected_sha256(metadata, expected_sha256, uri)
 
     base = cache_dir_for(uri, cache_dir)
     final = base / metadata.sha256
@@ -432,22 +466,32 @@ def _remove_old_versions(base: Path, keep: Path) -> None:
 
 
 def load_bundle(
-    uri: str | os.PathLike[str], *, cache_dir: Path | None = None, s3_client: Any = None
+    uri: str | os.PathLike[str],
+    *,
+    cache_dir: Path | None = None,
+    s3_client: Any = None,
+    expected_sha256: str | None = None,
 ) -> ModelBundle:
     """Load a bundle from a local folder or an ``s3://bucket/prefix/`` URI.
 
     S3 bundles are downloaded once into ``cache_dir`` (default ``$MODEL_CACHE_DIR`` or
     ``<tmp>/inferstack-models``), under a folder named after the URI. The tflite sha256 is
-    checked against model.json on every load: BundleIntegrityError if it differs.
+    checked against model.json on every load: BundleIntegrityError if it differs. With
+    ``expected_sha256`` (64 hex digits, or None/empty for no pin) model.json must also declare
+    exactly that checksum.
     """
+    try:
+        expected = normalize_sha256(expected_sha256)
+    except ValueError as exc:
+        raise BundleError(str(exc)) from exc
     text = os.fspath(uri)
     if is_s3_uri(text):
         try:
             parse_s3_uri(text)
         except ValueError as exc:
             raise ModelUnavailable(str(exc)) from exc
-        return _load_s3_bundle(text, cache_dir, s3_client)
-    return load_bundle_dir(Path(text))
+        return _load_s3_bundle(text, cache_dir, s3_client, expected)
+    return load_bundle_dir(Path(text), expected_sha256=expected)
 
 
 def write_bundle(
@@ -505,9 +549,11 @@ __all__ = [
     "Normalization",
     "OutputSpec",
     "cache_dir_for",
+    "check_expected_sha256",
     "display_label",
     "load_bundle",
     "load_bundle_dir",
+    "normalize_sha256",
     "parse_metadata",
     "read_labels",
     "sha256_file",

@@ -23,6 +23,7 @@ from typing import Any
 
 from inferstack.batch.manifest import ManifestError
 from inferstack.batch.worker import (
+    EXIT_CONFIG,
     EXIT_DATAERR,
     EXIT_OK,
     EXIT_TEMPFAIL,
@@ -78,6 +79,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--array-index", type=int, default=_env_int("AWS_BATCH_JOB_ARRAY_INDEX", 0))
     parser.add_argument("--job-id", default=os.environ.get("AWS_BATCH_JOB_ID", ""))
     parser.add_argument("--model-uri", default=os.environ.get("MODEL_URI"))
+    parser.add_argument(
+        "--model-sha256",
+        default=os.environ.get("MODEL_SHA256") or None,
+        help="sha256 of model.tflite the deployment expects; another model is refused (exit 78)",
+    )
     parser.add_argument("--output-bucket", default=os.environ.get("DATA_BUCKET", ""))
     parser.add_argument("--output-prefix", default=os.environ.get("OUTPUT_PREFIX", "output/"))
     parser.add_argument("--io-threads", type=int, default=io_threads)
@@ -113,6 +119,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--manifest (or MANIFEST_URI) is required: s3://bucket/manifests/<id>.json")
     if not args.model_uri:
         parser.error("--model-uri (or MODEL_URI) is required")
+    from inferstack.bundle import normalize_sha256  # noqa: PLC0415
+
+    try:
+        args.model_sha256 = normalize_sha256(args.model_sha256)
+    except ValueError as exc:
+        parser.error(f"--model-sha256 (or MODEL_SHA256): {exc}")
     return args
 
 
@@ -122,7 +134,7 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
     from inferstack.batch.clients import make_client  # noqa: PLC0415
     from inferstack.bundle import load_bundle  # noqa: PLC0415
     from inferstack.classifier import Classifier  # noqa: PLC0415
-    from inferstack.errors import ModelUnavailable  # noqa: PLC0415
+    from inferstack.errors import BundleError, BundleIntegrityError, ModelUnavailable  # noqa: PLC0415
     from inferstack.telemetry import make_logger, make_metrics  # noqa: PLC0415
 
     logger = make_logger(SERVICE)
@@ -130,6 +142,7 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
     config = WorkerConfig(
         manifest_uri=args.manifest,
         model_uri=args.model_uri,
+        model_sha256=args.model_sha256,
         array_index=args.array_index,
         job_id=args.job_id,
         output_bucket=args.output_bucket,
@@ -153,11 +166,17 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
         items = read_shard(s3, manifest, config.array_index, parse_s3_uri(args.manifest).bucket)
         load_start = time.perf_counter()
         try:
-            bundle = load_bundle(config.model_uri, s3_client=s3)
+            bundle = load_bundle(
+                config.model_uri, s3_client=s3, expected_sha256=config.model_sha256
+            )
             classifiers = [
                 Classifier.from_bundle(bundle, num_threads=config.interpreter_threads)
                 for _ in range(args.interpreters)
             ]
+        except (BundleError, BundleIntegrityError) as exc:
+            # Another try reads the same refused bundle: fail the child without a retry.
+            logger.error("model bundle refused", extra={"error": str(exc)})
+            return EXIT_CONFIG
         except (ModelUnavailable, OSError, ClientError, BotoCoreError) as exc:
             raise InfrastructureError(f"model unavailable: {exc}") from exc
         load_seconds = time.perf_counter() - load_start

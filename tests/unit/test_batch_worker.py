@@ -18,7 +18,7 @@ from batch_support import (
     upload_bundle,
     write_manifests,
 )
-from inferstack.batch.worker import EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL
+from inferstack.batch.worker import EXIT_CONFIG, EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL
 from inferstack_worker.main import main as worker_main
 from moto import mock_aws
 
@@ -173,6 +173,18 @@ def test_exit_codes_for_bad_manifest_index_and_missing_model(s3: Any, model_uri:
     assert run_worker(f"s3://{DATA_BUCKET}/manifests/missing.json", model_uri) == EXIT_TEMPFAIL
     assert run_worker(manifest, "s3://models/no-such-model/") == EXIT_TEMPFAIL
     assert read_outputs(s3) == {}
+
+
+def test_a_model_other_than_the_pinned_one_fails_the_child_without_retry(
+    s3: Any, model_uri: str, mobilenet_bundle: Path
+) -> None:
+    keys = put_images(s3, {"input/a.jpg": photo_jpegs(1)[0]})
+    (manifest,) = write_manifests(s3, keys, images_per_child=10)
+    deployed = json.loads((mobilenet_bundle / "model.json").read_text())["sha256"]
+    assert run_worker(manifest, model_uri, "--model-sha256", "b" * 64) == EXIT_CONFIG
+    assert read_outputs(s3) == {}
+    assert run_worker(manifest, model_uri, "--model-sha256", deployed) == EXIT_OK
+    assert len(read_outputs(s3)) == 1
 
 
 def test_ref_placeholder_is_a_usage_error(model_uri: str) -> None:

@@ -374,3 +374,57 @@ def test_s3_client_honours_endpoint_url(monkeypatch: pytest.MonkeyPatch) -> None
     assert make_client("sqs").meta.endpoint_url == "http://127.0.0.1:6000"
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     assert s3_client().meta.endpoint_url.startswith("https://")
+
+
+# ------------------------------------------------------------- the checksum a deployment pins
+
+
+def test_s3_pinned_sha256_refuses_a_swapped_bundle_before_downloading_it(
+    s3: Any, tmp_path: Path, fake_bundle_files: dict[str, Any]
+) -> None:
+    """model.json and model.tflite replaced together agree with each other: only the checksum
+    the deployment pinned tells the swap apart, and the swapped model is never downloaded."""
+    deployed = json.loads(fake_bundle_files["model.json"])["sha256"]
+    other = b"TFL3 another model"
+    swapped = dict(
+        fake_bundle_files,
+        **{
+            "model.tflite": other,
+            "model.json": json.dumps(
+                dict(
+                    json.loads(fake_bundle_files["model.json"]),
+                    sha256=hashlib.sha256(other).hexdigest(),
+                )
+            ),
+        },
+    )
+    _upload(s3, swapped)
+    uri = f"s3://{BUCKET}/{PREFIX}"
+    assert (
+        load_bundle(uri, cache_dir=tmp_path / "unpinned", s3_client=s3).model_path.read_bytes()
+        == other
+    )
+
+    gets = _count_get_object(s3)
+    with pytest.raises(BundleIntegrityError, match=f"expects {deployed}"):
+        load_bundle(uri, cache_dir=tmp_path / "pinned", s3_client=s3, expected_sha256=deployed)
+    assert [Path(k).name for k in gets] == ["model.json"]
+
+    _upload(s3, fake_bundle_files)
+    pinned = load_bundle(
+        uri, cache_dir=tmp_path / "pinned", s3_client=s3, expected_sha256=deployed.upper()
+    )
+    assert pinned.sha256 == deployed
+
+
+def test_folder_pinned_sha256(tmp_path: Path, fake_bundle_files: dict[str, Any]) -> None:
+    for name, content in fake_bundle_files.items():
+        body = content.encode() if isinstance(content, str) else content
+        (tmp_path / name).write_bytes(body)
+    declared = json.loads(fake_bundle_files["model.json"])["sha256"]
+    assert load_bundle(tmp_path, expected_sha256=declared).sha256 == declared
+    assert load_bundle(tmp_path, expected_sha256="").sha256 == declared  # empty: no pin
+    with pytest.raises(BundleIntegrityError, match="expects"):
+        load_bundle(tmp_path, expected_sha256="0" * 64)
+    with pytest.raises(BundleError, match="64 hex digits"):
+        load_bundle(tmp_path, expected_sha256="not-a-sha")

@@ -47,6 +47,7 @@ from inferstack.s3 import parse_s3_uri
 EXIT_OK = 0
 EXIT_DATAERR = 65  # sysexits EX_DATAERR: malformed manifest, index out of range (no retry)
 EXIT_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: infrastructure fault, retry the child
+EXIT_CONFIG = 78  # sysexits EX_CONFIG: the model bundle is refused (integrity, invalid; no retry)
 
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 # Errors while streaming a body are not retried by botocore (it retries requests only).
@@ -61,6 +62,7 @@ class InfrastructureError(Exception):
 class WorkerConfig:
     manifest_uri: str
     model_uri: str
+    model_sha256: str | None = None  # the checksum the deployment pins (None: model.json's)
     array_index: int = 0
     job_id: str = ""
     output_bucket: str = ""  # empty: the manifest's bucket
