@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from inferstack.bundle import normalize_sha256
 from inferstack.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits
 
 from inferstack_predict.request import MAX_TOP_K, MIN_TOP_K
@@ -21,6 +22,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     model_uri: str  # "" when MODEL_URI is unset: every request then answers 503
+    model_sha256: str | None  # MODEL_SHA256: the model the deployment pins (None: no pin)
     cache_dir: Path | None
     limits: ImageLimits
     default_top_k: int
@@ -32,8 +34,13 @@ class Settings:
         default_top_k = _int(env, "DEFAULT_TOP_K", DEFAULT_TOP_K, minimum=MIN_TOP_K)
         if default_top_k > MAX_TOP_K:
             raise ConfigError(f"DEFAULT_TOP_K must be from {MIN_TOP_K} to {MAX_TOP_K}")
+        try:
+            model_sha256 = normalize_sha256(env.get("MODEL_SHA256"))
+        except ValueError as exc:
+            raise ConfigError(f"MODEL_SHA256: {exc}") from exc
         return cls(
             model_uri=env.get("MODEL_URI", "").strip(),
+            model_sha256=model_sha256,
             cache_dir=Path(cache) if cache else None,
             limits=ImageLimits(
                 max_bytes=_int(env, "MAX_IMAGE_BYTES", DEFAULT_MAX_BYTES, minimum=1),

@@ -69,7 +69,9 @@ def load_model() -> tuple[Settings, Classifier]:
         raise ConfigError("MODEL_URI is not set")
     # No X-Ray subsegment here: the init runs before any trace header exists, so it would be
     # unsampled and never sent (Lambda traces the init phase itself).
-    bundle = load_bundle(settings.model_uri, cache_dir=settings.cache_dir)
+    bundle = load_bundle(
+        settings.model_uri, cache_dir=settings.cache_dir, expected_sha256=settings.model_sha256
+    )
     classifier = Classifier.from_bundle(bundle)
     # Pillow imports its common format plugins on the first open: do it during the init
     # (ahead of traffic with provisioned concurrency), not in the first request's decode.

@@ -530,6 +530,43 @@ def test_unreadable_bucket_answers_503_and_keeps_the_cause_out_of_the_answer(
     assert "no-such-bucket-here" not in answer.body["error"]["message"]
 
 
+def test_a_bundle_other_than_the_deployed_one_answers_503_for_good(
+    mobilenet_bundle: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MODEL_SHA256 (set by Terraform from the bundle it uploaded) pins the model: a bundle
+    whose model.json declares another one is refused, and that is not retried."""
+    deployed = json.loads((mobilenet_bundle / "model.json").read_text())["sha256"]
+    assert (
+        invoke(
+            load_handler(monkeypatch, MODEL_URI=str(mobilenet_bundle), MODEL_SHA256=deployed),
+            binary_event(jpeg_bytes(64, 48)),
+        ).status
+        == 200
+    )
+    capsys.readouterr()
+
+    handler = load_handler(monkeypatch, MODEL_URI=str(mobilenet_bundle), MODEL_SHA256="a" * 64)
+    failure = next(
+        line
+        for line in stdout_json(capsys.readouterr().out)
+        if line.get("message", "").startswith("model load")
+    )
+    assert "expects" + " " + "a" * 64 in failure["exception"]
+    assert failure["retry"] == "never"
+    answer = invoke(handler, binary_event(jpeg_bytes(64, 48)))
+    assert (answer.status, answer.code) == (503, "model_unavailable")
+    assert "integrity check" in answer.body["error"]["message"]
+
+
+def test_a_malformed_model_sha256_is_a_configuration_error(
+    mobilenet_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = load_handler(monkeypatch, MODEL_URI=str(mobilenet_bundle), MODEL_SHA256="abc")
+    answer = invoke(handler, binary_event(jpeg_bytes(64, 48)))
+    assert (answer.status, answer.code) == (503, "model_unavailable")
+    assert "MODEL_SHA256" in answer.body["error"]["message"]
+
+
 def test_a_transient_load_failure_is_retried(
     mobilenet_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
