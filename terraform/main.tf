@@ -10,6 +10,10 @@ locals {
   dispatcher_zip_path = coalesce(var.dispatcher_zip_path, "${local.dist}/dispatcher.zip")
   layer_zip_path      = coalesce(var.layer_zip_path, "${local.dist}/layer-${var.architecture}.zip")
   model_bundle_dir    = coalesce(var.model_bundle_dir, "${path.root}/../build/model/resnet50-int8")
+
+  # The worker image's default tag: the project's version (pyproject.toml). The repository's
+  # tags are immutable, so a changed worker is pushed under a new batch.worker_image_tag.
+  project_version = regex("(?m)^version\\s*=\\s*\"([^\"]+)\"", file("${path.root}/../pyproject.toml"))[0]
 }
 
 module "model_store" {
@@ -95,11 +99,13 @@ module "batch" {
   model_uri        = module.model_store.model_uri
   model_bucket_arn = module.model_store.bucket_arn
 
-  worker_image     = var.batch.worker_image
-  images_per_child = var.batch.images_per_child
-  max_array_size   = var.batch.max_array_size
-  job              = var.batch.job
-  compute          = var.batch.compute
+  worker_image_tag          = coalesce(var.batch.worker_image_tag, local.project_version)
+  worker_image              = var.batch.worker_image
+  create_batch_service_role = var.create_batch_service_role
+  images_per_child          = var.batch.images_per_child
+  max_array_size            = var.batch.max_array_size
+  job                       = var.batch.job
+  compute                   = var.batch.compute
 
   log_retention_days = var.log_retention_days
 }

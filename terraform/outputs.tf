@@ -95,6 +95,25 @@ output "ecr_repository_url" {
   value       = module.batch.ecr_repository_url
 }
 
+output "worker_image" {
+  description = "The image the Batch job definition runs: build and push the worker image to exactly this URI."
+  value       = module.batch.worker_image
+}
+
+output "worker_image_platform" {
+  description = "`docker build --platform` of the worker image: linux/arm64 or linux/amd64, as the job definition's Fargate runtime platform (var.architecture) requires."
+  value       = module.batch.worker_image_platform
+}
+
+output "worker_image_push_commands" {
+  description = "Shell commands, run from the repository root, that log in to the stack's ECR registry, build the worker image for worker_image_platform and push it as worker_image. Null when batch.worker_image names an image you push yourself."
+  value = var.batch.worker_image != null ? null : join("\n", [
+    "aws ecr get-login-password --region ${var.region} | docker login --username AWS --password-stdin ${split("/", module.batch.worker_image)[0]}",
+    "docker build --platform ${module.batch.worker_image_platform} -f functions/inferstack_worker/Dockerfile -t ${module.batch.worker_image} .",
+    "docker push ${module.batch.worker_image}",
+  ])
+}
+
 output "vpc_id" {
   description = "VPC the functions and jobs run in."
   value       = module.network.vpc_id

@@ -191,6 +191,13 @@ variable "create_xray_sampling_rule" {
   nullable    = false
 }
 
+variable "create_batch_service_role" {
+  description = "Give the Batch compute environment an explicit service role (moto requires one). Off on AWS, where it uses the service-linked role AWSServiceRoleForBatch, which AWS Batch creates when it is missing."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 variable "provisioned_concurrency" {
   description = "Provisioned concurrency of the real-time function's alias; 0 = off (moto has no API for it)."
   type        = number
@@ -275,8 +282,9 @@ variable "waf" {
 ################################################################################
 
 variable "batch" {
-  description = "Batch settings passed to the batch module (null fields take its defaults): worker image, images per array child, array size limit, job resources, compute environment size."
+  description = "Batch settings passed to the batch module (null fields take its defaults): worker image tag (null = the project version in pyproject.toml) or a full worker image URI pinned by tag or digest, images per array child, array size limit, job resources, compute environment size."
   type = object({
+    worker_image_tag = optional(string)
     worker_image     = optional(string)
     images_per_child = optional(number)
     max_array_size   = optional(number)

@@ -97,6 +97,8 @@ module "batch" {
   model_bucket_arn    = module.model_store.bucket_arn
   images_per_child    = 1000
   compute             = { max_vcpus = 128 }
+  # Build for module.batch.worker_image_platform, push to module.batch.worker_image.
+  worker_image_tag = "0.1.0"
 }
 
 module "observability" {
@@ -125,6 +127,16 @@ output "predict_url" {
 output "data_bucket" {
   description = "Upload images under input/."
   value       = module.batch.data_bucket_name
+}
+
+output "worker_image" {
+  description = "Push the worker image here (the repository's tags are immutable)."
+  value       = module.batch.worker_image
+}
+
+output "worker_image_platform" {
+  description = "docker build --platform of the worker image."
+  value       = module.batch.worker_image_platform
 }
 
 output "dashboard_name" {

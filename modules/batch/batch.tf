@@ -13,8 +13,9 @@ resource "aws_batch_compute_environment" "fargate" {
   compute_environment_name = "${var.name_prefix}-fargate"
   type                     = "MANAGED"
   state                    = "ENABLED"
-  # Explicit (AWS would use its service-linked role without it): emulators such as moto need one.
-  service_role = aws_iam_role.batch_service.arn
+  # null: AWS Batch's service-linked role AWSServiceRoleForBatch (created by AWS Batch when
+  # missing). An explicit role only where an emulator requires one (create_batch_service_role).
+  service_role = var.create_batch_service_role ? aws_iam_role.batch_service[0].arn : null
 
   compute_resources {
     type               = var.compute.use_spot ? "FARGATE_SPOT" : "FARGATE"
@@ -67,6 +68,11 @@ resource "aws_batch_job_definition" "worker" {
     command          = ["inferstack-worker", "--manifest", "Ref::manifest"]
     jobRoleArn       = aws_iam_role.job.arn
     executionRoleArn = aws_iam_role.execution.arn
+    # Nothing in the image can be changed at run time; the worker writes only under the
+    # scratch volume (task-scoped, on the task's ephemeral storage, gone with the task).
+    readonlyRootFilesystem = true
+    volumes                = [{ name = "scratch" }]
+    mountPoints            = [{ sourceVolume = "scratch", containerPath = local.worker_scratch_path, readOnly = false }]
     resourceRequirements = [
       { type = "VCPU", value = tostring(var.job.vcpu) },
       { type = "MEMORY", value = tostring(var.job.memory) },
@@ -127,7 +133,6 @@ resource "aws_batch_job_definition" "worker" {
 ###############################################################################
 
 resource "aws_ecr_repository" "worker" {
-  #checkov:skip=CKV_AWS_51:Tag immutability is optional (ecr.immutable_tags): the default worker_image is the re-pushable ":latest".
   count = var.create_ecr_repository ? 1 : 0
 
   name                 = local.worker_name

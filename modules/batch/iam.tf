@@ -48,28 +48,17 @@ data "aws_iam_policy_document" "dispatcher" {
     resources = ["${local.data_arn}/${local.manifest_prefix}*"]
   }
 
-  # Backfills list the input prefix; a missing manifest marker must read as 404, not 403.
-  statement {
-    sid       = "ListInputAndManifests"
-    actions   = ["s3:ListBucket"]
-    resources = [local.data_arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${local.input_prefix}*", "${local.manifest_prefix}*"]
-    }
-  }
-
   statement {
     sid       = "SubmitWorkerJobs"
     actions   = ["batch:SubmitJob"]
     resources = concat([aws_batch_job_queue.this.arn], local.job_definition_arns)
   }
 
-  # ListJobs and DescribeJobs have no resource-level permissions: AWS accepts only "*".
+  # A redelivery finds the job an earlier claim submitted by name. ListJobs has no
+  # resource-level permissions: AWS accepts only "*".
   statement {
     sid       = "FindExistingJobs"
-    actions   = ["batch:ListJobs", "batch:DescribeJobs"]
+    actions   = ["batch:ListJobs"]
     resources = ["*"]
   }
 
@@ -119,7 +108,11 @@ resource "aws_iam_role_policy_attachment" "dispatcher_vpc_access" {
 
 # ------------------------------------------------------------- Batch service
 
+# Only for emulators (create_batch_service_role): on AWS the compute environment uses the
+# service-linked role AWSServiceRoleForBatch, which AWS Batch creates when it is missing.
 data "aws_iam_policy_document" "assume_batch" {
+  count = var.create_batch_service_role ? 1 : 0
+
   statement {
     actions = ["sts:AssumeRole"]
     principals {
@@ -130,14 +123,18 @@ data "aws_iam_policy_document" "assume_batch" {
 }
 
 resource "aws_iam_role" "batch_service" {
+  count = var.create_batch_service_role ? 1 : 0
+
   name               = "${var.name_prefix}-batch-service"
   description        = "AWS Batch service role of ${var.name_prefix}-fargate"
-  assume_role_policy = data.aws_iam_policy_document.assume_batch.json
+  assume_role_policy = data.aws_iam_policy_document.assume_batch[0].json
   tags               = var.tags
 }
 
 resource "aws_iam_role_policy_attachment" "batch_service" {
-  role       = aws_iam_role.batch_service.name
+  count = var.create_batch_service_role ? 1 : 0
+
+  role       = aws_iam_role.batch_service[0].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSBatchServiceRole"
 }
 
@@ -166,19 +163,24 @@ resource "aws_iam_role" "execution" {
 }
 
 data "aws_iam_policy_document" "execution" {
+  # Pulling from private ECR: the module's repository, or the repository of a brought ECR
+  # worker_image (any account or region). A public image needs neither statement.
   # GetAuthorizationToken has no resource-level permissions: AWS accepts only "*".
-  statement {
-    sid       = "EcrLogin"
-    actions   = ["ecr:GetAuthorizationToken"]
-    resources = ["*"]
+  dynamic "statement" {
+    for_each = local.pull_from_ecr ? [1] : []
+    content {
+      sid       = "EcrLogin"
+      actions   = ["ecr:GetAuthorizationToken"]
+      resources = ["*"]
+    }
   }
 
   dynamic "statement" {
-    for_each = var.create_ecr_repository ? [1] : []
+    for_each = local.pull_from_ecr ? [1] : []
     content {
       sid       = "PullWorkerImage"
       actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
-      resources = [aws_ecr_repository.worker[0].arn]
+      resources = [local.worker_repository_arn]
     }
   }
 

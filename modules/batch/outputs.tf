@@ -79,8 +79,23 @@ output "ecr_repository_url" {
 }
 
 output "worker_image" {
-  description = "Image the job definition runs."
+  description = "Image the job definition runs: push the worker image to exactly this URI (`<ecr_repository_url>:<worker_image_tag>` unless worker_image is set)."
   value       = local.worker_image
+}
+
+output "worker_image_platform" {
+  description = "Platform the worker image must be built for (`docker build --platform`): linux/arm64 or linux/amd64, following architecture (the job definition's Fargate runtimePlatform)."
+  value       = local.worker_platform
+}
+
+output "worker_image_repository_arn" {
+  description = "ECR repository the task execution role may pull the worker image from (the module's, or a brought private ECR image's); null for a public image."
+  value       = local.worker_repository_arn
+}
+
+output "batch_service_role_arn" {
+  description = "ARN of the explicit Batch service role (create_batch_service_role); null when the compute environment uses AWS Batch's service-linked role AWSServiceRoleForBatch."
+  value       = var.create_batch_service_role ? aws_iam_role.batch_service[0].arn : null
 }
 
 output "job_role_arn" {

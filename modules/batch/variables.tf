@@ -315,13 +315,13 @@ variable "create_ecr_repository" {
 variable "ecr" {
   description = <<-EOT
     ECR repository settings.
-    - immutable_tags: IMMUTABLE tags. Off by default because the default worker_image is the mutable ":latest";
-      turn it on together with a pinned worker_image (a version tag or @sha256 digest).
+    - immutable_tags: IMMUTABLE tags (default): a pushed tag always names the same image, so every child of a job
+      runs the same code. Each build gets a new worker_image_tag.
     - keep_images: number of images kept (older ones expire); untagged images expire after untagged_expiration_days.
     - force_delete: let `terraform destroy` delete a repository that still holds images.
   EOT
   type = object({
-    immutable_tags           = optional(bool, false)
+    immutable_tags           = optional(bool, true)
     keep_images              = optional(number, 30)
     untagged_expiration_days = optional(number, 7)
     force_delete             = optional(bool, false)
@@ -335,8 +335,29 @@ variable "ecr" {
   }
 }
 
+variable "worker_image_tag" {
+  description = "Tag of the worker image in the module's repository: the job definition runs `<ecr_repository_url>:<worker_image_tag>` (output worker_image). A version or commit id, never \"latest\". Ignored when worker_image is set."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.worker_image_tag == null || can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", coalesce(var.worker_image_tag, "-")))
+    error_message = "worker_image_tag must be a Docker tag: 1-128 characters of letters, digits, '_', '.', '-', not starting with '.' or '-'."
+  }
+
+  validation {
+    condition     = var.worker_image_tag != "latest"
+    error_message = "worker_image_tag must not be \"latest\": name the build (a version or commit id) so that every child runs the same image."
+  }
+
+  validation {
+    condition     = var.worker_image_tag != null || var.worker_image != null
+    error_message = "Set worker_image_tag (the tag pushed to the module's repository) or worker_image (a full image URI)."
+  }
+}
+
 variable "worker_image" {
-  description = "Worker container image URI. null = \"<ECR repository url>:latest\" of the module's repository."
+  description = "Worker image URI pinned by tag or digest (`registry/repository:tag`, `registry/repository@sha256:<digest>` or both), instead of the module's repository. A private ECR image (`<account>.dkr.ecr.<region>.amazonaws.com/...`, any account or region) gets pull permission on its repository in the task execution role; for another account's repository its repository policy must also allow this account. Public images need no permission. null = `<ecr_repository_url>:<worker_image_tag>`."
   type        = string
   default     = null
 
@@ -344,6 +365,24 @@ variable "worker_image" {
     condition     = var.worker_image != null || var.create_ecr_repository
     error_message = "worker_image is required when create_ecr_repository = false."
   }
+
+  validation {
+    # registry/repository, then :tag, @sha256:digest or both. Without either the registry would serve ":latest".
+    condition     = var.worker_image == null || can(regex("^[a-z0-9][a-z0-9.:-]*(/[a-z0-9][a-z0-9._/-]*)?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$", coalesce(var.worker_image, "-"))) && can(regex("(/[^/:@]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$", coalesce(var.worker_image, "-")))
+    error_message = "worker_image must be an image URI with a tag or a digest: registry/repository:tag or registry/repository@sha256:<64 hex digits>."
+  }
+
+  validation {
+    condition     = var.worker_image == null || !can(regex(":latest(@|$)", coalesce(var.worker_image, "-")))
+    error_message = "worker_image must not use the \"latest\" tag: pin a version tag or a digest."
+  }
+}
+
+variable "create_batch_service_role" {
+  description = "Create an IAM role with the AWSBatchServiceRole managed policy and pass it as the compute environment's service_role. Off (default, for AWS): the compute environment uses AWS Batch's service-linked role AWSServiceRoleForBatch, which AWS Batch creates in the account when it does not exist yet. On only for emulators: moto's CreateComputeEnvironment refuses a request without serviceRole."
+  type        = bool
+  default     = false
+  nullable    = false
 }
 
 variable "images_per_child" {

@@ -6,7 +6,8 @@
 # name_prefix = "inferstack"
 # tags        = { Owner = "ml-platform", CostCenter = "1234" }
 
-# architecture = "arm64"      # Graviton: build layer-arm64.zip with layers/build.py
+# architecture = "arm64"      # Graviton: layer-arm64.zip (make build) and a linux/arm64 worker image
+#                             # (the README's push steps read `terraform output -raw worker_image_platform`)
 # runtime      = "python3.12"
 
 # Real-time function.
@@ -38,9 +39,13 @@
 #   route_table_ids = ["rtb-0123456789abcdef0"]
 # }
 
-# Batch on Fargate.
+# Batch on Fargate. The job definition runs `terraform output -raw worker_image`:
+# <the stack's ECR repository>:<worker_image_tag> (default: the version in pyproject.toml).
+# Tags are immutable: give each new build of the worker its own tag, e.g. the commit id.
 # batch = {
-#   worker_image     = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/inferstack-worker:1.0.0"
+#   worker_image_tag = "0.1.0"
+#   # or an image of your own, pinned by tag or digest (private ECR: pull permission is granted):
+#   # worker_image   = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/inferstack-worker@sha256:<digest>"
 #   images_per_child = 500
 #   job              = { vcpu = 2, memory = 4096, timeout = 3600, attempts = 3 }
 #   compute          = { max_vcpus = 64 }

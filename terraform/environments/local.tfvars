@@ -20,6 +20,7 @@ skip_requesting_account_id = false
 provisioned_concurrency   = 0     # no provisioned concurrency API
 create_xray_sampling_rule = false # no X-Ray API
 enable_tls_only_policy    = false # object calls answer 403 once a TLS-only policy is attached
+create_batch_service_role = true  # CreateComputeEnvironment refuses a request without serviceRole
 
 # A throw-away emulator: let destroy remove non-empty buckets.
 force_destroy = true

@@ -81,6 +81,7 @@ variables {
   security_group_ids  = ["sg-0123456789abcdef0"]
   model_uri           = "s3://demo-models/models/resnet50-int8/1/"
   model_bucket_arn    = "arn:aws:s3:::demo-models"
+  worker_image_tag    = "1.0.0"
   tags                = { Project = "inferstack" }
 }
 
@@ -153,8 +154,12 @@ run "defaults" {
     error_message = "event source mapping must report partial batch failures"
   }
   assert {
-    condition     = aws_batch_compute_environment.fargate.type == "MANAGED" && aws_batch_compute_environment.fargate.service_role == "arn:aws:iam::123456789012:role/demo" && aws_batch_compute_environment.fargate.compute_resources[0].type == "FARGATE" && aws_batch_compute_environment.fargate.compute_resources[0].max_vcpus == 64
-    error_message = "managed Fargate compute environment with an explicit service role"
+    condition     = aws_batch_compute_environment.fargate.type == "MANAGED" && aws_batch_compute_environment.fargate.compute_resources[0].type == "FARGATE" && aws_batch_compute_environment.fargate.compute_resources[0].max_vcpus == 64
+    error_message = "managed Fargate compute environment"
+  }
+  assert {
+    condition     = length(aws_iam_role.batch_service) == 0 && length(aws_iam_role_policy_attachment.batch_service) == 0 && output.batch_service_role_arn == null
+    error_message = "on AWS the compute environment uses the service-linked role: no explicit Batch service role"
   }
   assert {
     condition     = aws_batch_job_queue.this.compute_environment_order[0].compute_environment == aws_batch_compute_environment.fargate.arn
@@ -169,8 +174,24 @@ run "defaults" {
     error_message = "worker command"
   }
   assert {
-    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).image == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo-worker:latest"
-    error_message = "default image is the module's repository :latest"
+    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).image == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo-worker:1.0.0" && output.worker_image == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo-worker:1.0.0"
+    error_message = "the job runs, and the worker_image output names, the module's repository at worker_image_tag"
+  }
+  assert {
+    condition     = output.worker_image_platform == "linux/arm64"
+    error_message = "an ARM64 job definition needs a linux/arm64 image"
+  }
+  assert {
+    condition = (
+      jsondecode(aws_batch_job_definition.worker.container_properties).readonlyRootFilesystem == true
+      && jsondecode(aws_batch_job_definition.worker.container_properties).volumes == [{ name = "scratch" }]
+      && jsondecode(aws_batch_job_definition.worker.container_properties).mountPoints == [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
+    )
+    error_message = "read-only root file system with one writable scratch volume at /tmp"
+  }
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.execution.statement : s.resources if s.sid == "PullWorkerImage"]) == toset(["arn:aws:ecr:eu-west-1:123456789012:repository/demo-worker"]) && output.worker_image_repository_arn == "arn:aws:ecr:eu-west-1:123456789012:repository/demo-worker"
+    error_message = "the execution role pulls only from the module's repository"
   }
   assert {
     condition     = jsondecode(aws_batch_job_definition.worker.container_properties).resourceRequirements == [{ type = "VCPU", value = "2" }, { type = "MEMORY", value = "4096" }]
@@ -206,8 +227,8 @@ run "defaults" {
     error_message = "retry only infrastructure failures (host, pull, init, exit 75), exit otherwise"
   }
   assert {
-    condition     = aws_ecr_repository.worker[0].image_tag_mutability == "MUTABLE" && aws_ecr_repository.worker[0].image_scanning_configuration[0].scan_on_push && aws_ecr_repository.worker[0].encryption_configuration[0].encryption_type == "KMS"
-    error_message = "ECR: scan on push, KMS, mutable tags by default"
+    condition     = aws_ecr_repository.worker[0].image_tag_mutability == "IMMUTABLE" && aws_ecr_repository.worker[0].image_scanning_configuration[0].scan_on_push && aws_ecr_repository.worker[0].encryption_configuration[0].encryption_type == "KMS"
+    error_message = "ECR: scan on push, KMS, immutable tags by default"
   }
   assert {
     condition     = length(jsondecode(aws_ecr_lifecycle_policy.worker[0].policy).rules) == 2
@@ -239,6 +260,11 @@ run "iam_is_scoped" {
   assert {
     condition     = one([for s in data.aws_iam_policy_document.job.statement : s.resources if s.sid == "ReadModelBundle"]) == toset(["arn:aws:s3:::demo-models/models/resnet50-int8/1/*"])
     error_message = "worker reads only the model prefix"
+  }
+  assert {
+    # tests/unit/test_dispatcher_permissions.py checks these against the calls the code makes.
+    condition     = !contains(flatten([for s in data.aws_iam_policy_document.dispatcher.statement : s.actions]), "s3:ListBucket") && one([for s in data.aws_iam_policy_document.dispatcher.statement : s.actions if s.sid == "FindExistingJobs"]) == toset(["batch:ListJobs"])
+    error_message = "the dispatcher never lists the bucket nor describes jobs"
   }
   assert {
     condition = alltrue(flatten([
@@ -340,6 +366,14 @@ run "switches" {
     error_message = "one attempt needs no exit conditions"
   }
   assert {
+    condition     = length([for s in data.aws_iam_policy_document.execution.statement : s if startswith(s.sid, "Ecr") || s.sid == "PullWorkerImage"]) == 0 && output.worker_image_repository_arn == null
+    error_message = "a public image needs no ECR permission"
+  }
+  assert {
+    condition     = output.worker_image_platform == "linux/amd64"
+    error_message = "an X86_64 job definition needs a linux/amd64 image"
+  }
+  assert {
     condition     = aws_batch_compute_environment.fargate.compute_resources[0].type == "FARGATE_SPOT" && aws_batch_compute_environment.fargate.compute_resources[0].max_vcpus == 16
     error_message = "compute switches ignored"
   }
@@ -357,6 +391,56 @@ run "spot_retries_interruptions" {
   assert {
     condition     = aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit[0].on_status_reason == "Your Spot Task was interrupted*"
     error_message = "Spot interruptions must be retried"
+  }
+}
+
+run "explicit_batch_service_role_for_emulators" {
+  variables {
+    create_batch_service_role = true
+  }
+
+  assert {
+    condition     = aws_batch_compute_environment.fargate.service_role == aws_iam_role.batch_service[0].arn && output.batch_service_role_arn == aws_iam_role.batch_service[0].arn
+    error_message = "create_batch_service_role passes the explicit role to the compute environment"
+  }
+  assert {
+    condition     = endswith(aws_iam_role_policy_attachment.batch_service[0].policy_arn, ":iam::aws:policy/service-role/AWSBatchServiceRole")
+    error_message = "the explicit role carries the AWS managed Batch service policy"
+  }
+}
+
+run "private_ecr_image_of_another_account_pinned_by_digest" {
+  command = plan
+
+  variables {
+    create_ecr_repository = false
+    worker_image          = "210987654321.dkr.ecr.us-east-2.amazonaws.com/team/inferstack-worker@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  }
+
+  assert {
+    condition     = jsondecode(aws_batch_job_definition.worker.container_properties).image == var.worker_image
+    error_message = "a digest-pinned image runs as given"
+  }
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.execution.statement : s.resources if s.sid == "PullWorkerImage"]) == toset(["arn:aws:ecr:us-east-2:210987654321:repository/team/inferstack-worker"])
+    error_message = "the execution role may pull from the brought image's repository, derived from its URI"
+  }
+  assert {
+    condition     = length([for s in data.aws_iam_policy_document.execution.statement : s if s.sid == "EcrLogin"]) == 1
+    error_message = "pulling from private ECR needs the registry login"
+  }
+}
+
+run "private_ecr_image_with_tag_and_digest" {
+  command = plan
+
+  variables {
+    worker_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/other-worker:2.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  }
+
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.execution.statement : s.resources if s.sid == "PullWorkerImage"]) == toset(["arn:aws:ecr:eu-west-1:123456789012:repository/other-worker"])
+    error_message = "the grant follows the image actually run, not the module's unused repository"
   }
 }
 
@@ -533,6 +617,54 @@ run "rejects_missing_image_without_repository" {
   command = plan
   variables {
     create_ecr_repository = false
+  }
+  expect_failures = [var.worker_image]
+}
+
+run "rejects_latest_tag" {
+  command = plan
+  variables {
+    worker_image_tag = "latest"
+  }
+  expect_failures = [var.worker_image_tag]
+}
+
+run "rejects_no_tag_and_no_image" {
+  command = plan
+  variables {
+    worker_image_tag = null
+  }
+  expect_failures = [var.worker_image_tag]
+}
+
+run "rejects_bad_tag" {
+  command = plan
+  variables {
+    worker_image_tag = "-v1"
+  }
+  expect_failures = [var.worker_image_tag]
+}
+
+run "rejects_untagged_image" {
+  command = plan
+  variables {
+    worker_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo-worker"
+  }
+  expect_failures = [var.worker_image]
+}
+
+run "rejects_latest_image" {
+  command = plan
+  variables {
+    worker_image = "public.ecr.aws/example/inferstack-worker:latest"
+  }
+  expect_failures = [var.worker_image]
+}
+
+run "rejects_short_digest" {
+  command = plan
+  variables {
+    worker_image = "public.ecr.aws/example/inferstack-worker@sha256:0123"
   }
   expect_failures = [var.worker_image]
 }
