@@ -138,12 +138,15 @@ def test_project_function_zips_import_from_the_zip(tmp_path: Path) -> None:
         subprocess.run([sys.executable, "-c", code, str(zip_path)], check=True)
 
 
-def test_dependencies_leave_out_what_the_runtime_provides() -> None:
+def test_dependencies_pin_the_aws_sdk_too() -> None:
+    """The runtime's bundled boto3/botocore is AWS's choice of version: the layer ships the
+    project's, every package of the SDK pinned exactly."""
     deps = build.project_dependencies(REPO_ROOT / "pyproject.toml")
-    names = {build._req_name(d) for d in deps}
-    assert "ai-edge-litert" in names
-    assert "boto3" not in names
-    assert "botocore" not in names
+    pins = {build._req_name(d): d.split("==")[1] for d in deps if "==" in d}
+    assert len(pins) == len(deps), f"every layer dependency must be pinned: {deps}"
+    assert "ai-edge-litert" in pins
+    sdk = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six"}
+    assert sdk <= set(pins)
 
 
 def test_pip_is_asked_for_lambda_wheels() -> None:
@@ -192,7 +195,15 @@ def test_layer_holds_the_runtime_for_python312(x86_layer: Path) -> None:
     assert any(n.startswith("python/numpy/_core/") and "cpython-312-x86_64" in n for n in names)
     assert any(n.startswith("python/PIL/") for n in names)
     assert any(n.startswith("python/aws_lambda_powertools/") for n in names)
-    # provided by the Lambda runtime, never shipped twice
-    assert not any(n.startswith(("python/boto3/", "python/botocore/")) for n in names)
+    # The pinned AWS SDK, not the one the runtime happens to bundle.
+    deps = build.project_dependencies(REPO_ROOT / "pyproject.toml")
+    pins = {build._req_name(d): d.split("==")[1] for d in deps}
+    with zipfile.ZipFile(x86_layer) as zf:
+        for dist in ("boto3", "botocore", "s3transfer"):
+            (metadata,) = [
+                n for n in names if n.startswith(f"python/{dist}-") and n.endswith("/METADATA")
+            ]
+            assert f"\nVersion: {pins[dist]}\n" in zf.read(metadata).decode()
+    assert any(n.startswith("python/botocore/data/s3/") for n in names)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert build.unzipped_size(x86_layer) < build.SIZE_HARD_LIMIT
