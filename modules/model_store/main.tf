@@ -64,7 +64,7 @@ locals {
 ################################################################################
 
 data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_111:Key policy: resource "*" means this key only; service statements carry account/ARN conditions.
+  #checkov:skip=CKV_AWS_111:Key policy: resource "*" means this key only; each service statement is limited by conditions (source account and ARN, or the encryption context of this stack's log groups and topics).
   #checkov:skip=CKV_AWS_356:Key policy: resource "*" means this key only, it cannot be narrowed further.
   #checkov:skip=CKV_AWS_109:Key policy: the account must administer its own key, or the key becomes unmanageable.
   count = var.create_kms_key ? 1 : 0
