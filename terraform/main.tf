@@ -26,20 +26,44 @@ module "model_store" {
   force_destroy          = var.force_destroy
 }
 
+# Interface endpoints are billed per zone-hour, so the VPC gets only those that a component running
+# in it calls at run time; the S3 gateway endpoint (free) is always there.
+# - predict function: none. Its logs, EMF metrics and X-Ray traces leave through the Lambda
+#   service, not its network interface, and S3 decrypts SSE-KMS objects itself (no kms).
+# - Batch jobs on Fargate: ecr.api and ecr.dkr to pull the worker image (layers come from S3),
+#   logs for the awslogs driver.
+# - dispatcher: outside the VPC here (the batch module's dispatcher.in_vpc, left at false). In
+#   the VPC it would need batch (SubmitJob); its SQS messages are polled by the Lambda service.
+locals {
+  vpc_components = {
+    predict      = { in_vpc = true, endpoints = [] }
+    batch_worker = { in_vpc = true, endpoints = ["ecr.api", "ecr.dkr", "logs"] }
+    dispatcher   = { in_vpc = false, endpoints = ["batch"] }
+  }
+  interface_endpoints = var.network.interface_endpoints != null ? var.network.interface_endpoints : distinct(concat(
+    flatten([for c in values(local.vpc_components) : c.endpoints if c.in_vpc]),
+    var.network.additional_interface_endpoints,
+  ))
+}
+
 module "network" {
   source = "../modules/network"
 
-  name_prefix          = var.name_prefix
-  tags                 = local.tags
-  create_vpc           = var.network.create_vpc
-  vpc_cidr             = var.network.vpc_cidr
-  az_count             = var.network.az_count
-  vpc_id               = var.network.vpc_id
-  subnet_ids           = var.network.subnet_ids
-  route_table_ids      = var.network.route_table_ids
-  create_vpc_endpoints = var.network.create_vpc_endpoints
-  interface_endpoints  = var.network.interface_endpoints
-  enable_flow_logs     = var.network.enable_flow_logs
+  name_prefix           = var.name_prefix
+  tags                  = local.tags
+  create_vpc            = var.network.create_vpc
+  vpc_cidr              = var.network.vpc_cidr
+  az_count              = var.network.az_count
+  availability_zone_ids = var.network.availability_zone_ids
+  excluded_zone_ids     = var.network.excluded_zone_ids
+  vpc_id                = var.network.vpc_id
+  subnet_ids            = var.network.subnet_ids
+  route_table_ids       = var.network.route_table_ids
+  create_vpc_endpoints  = var.network.create_vpc_endpoints
+  interface_endpoints   = local.interface_endpoints
+  # The S3 gateway endpoint reaches the model and data buckets only (and ECR's image layers).
+  s3_bucket_arns   = [module.model_store.bucket_arn, module.batch.data_bucket_arn]
+  enable_flow_logs = var.network.enable_flow_logs
   flow_logs = {
     retention_days = var.log_retention_days
     kms_key_arn    = module.model_store.kms_key_arn

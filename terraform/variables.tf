@@ -210,17 +210,26 @@ variable "provisioned_concurrency" {
 ################################################################################
 
 variable "network" {
-  description = "Network settings, passed to the network module (null fields take the module's defaults): create a VPC (CIDR, zone count) or bring one (vpc_id, subnet_ids, route_table_ids), endpoints, flow logs."
+  description = <<-EOT
+    Network settings, passed to the network module (null fields take the module's defaults): create a VPC
+    (CIDR, zone count, or zone IDs; zones lacking an endpoint service, Lambda or Fargate are skipped, see
+    excluded_zone_ids) or bring one (vpc_id, subnet_ids, route_table_ids), endpoints, flow logs.
+    Interface endpoints: null interface_endpoints = what the components in the VPC need (ecr.api, ecr.dkr
+    and logs for Batch on Fargate), plus additional_interface_endpoints; a list replaces that set.
+  EOT
   type = object({
-    create_vpc           = optional(bool)
-    vpc_cidr             = optional(string)
-    az_count             = optional(number)
-    vpc_id               = optional(string)
-    subnet_ids           = optional(list(string))
-    route_table_ids      = optional(list(string))
-    create_vpc_endpoints = optional(bool)
-    interface_endpoints  = optional(list(string))
-    enable_flow_logs     = optional(bool)
+    create_vpc                     = optional(bool)
+    vpc_cidr                       = optional(string)
+    az_count                       = optional(number)
+    availability_zone_ids          = optional(list(string))
+    excluded_zone_ids              = optional(list(string))
+    vpc_id                         = optional(string)
+    subnet_ids                     = optional(list(string))
+    route_table_ids                = optional(list(string))
+    create_vpc_endpoints           = optional(bool)
+    interface_endpoints            = optional(list(string))
+    additional_interface_endpoints = optional(list(string), [])
+    enable_flow_logs               = optional(bool)
   })
   default  = {}
   nullable = false

@@ -13,9 +13,14 @@ output "subnet_ids" {
   value       = local.subnet_ids
 }
 
+output "availability_zone_ids" {
+  description = "Zone IDs of the created subnets, in the order of subnet_ids (empty for a brought VPC)."
+  value       = local.zone_ids
+}
+
 output "availability_zones" {
-  description = "Availability zones of the created subnets (empty for a brought VPC)."
-  value       = local.azs
+  description = "Zone names of the created subnets in this account, in the order of subnet_ids (empty for a brought VPC)."
+  value       = [for id in local.zone_ids : lookup(local.zone_names, id, id)]
 }
 
 output "route_table_ids" {
@@ -34,7 +39,7 @@ output "batch_security_group_id" {
 }
 
 output "endpoints_security_group_id" {
-  description = "Security group of the interface endpoints (null when create_vpc_endpoints is false)."
+  description = "Security group of the interface endpoints: HTTPS from the Lambda and Batch groups only (null when create_vpc_endpoints is false)."
   value       = var.create_vpc_endpoints ? aws_security_group.endpoints[0].id : null
 }
 
@@ -49,6 +54,11 @@ output "vpc_endpoint_ids" {
     { for svc, ep in aws_vpc_endpoint.interface : svc => ep.id },
     var.create_vpc_endpoints ? { s3 = aws_vpc_endpoint.s3[0].id } : {},
   )
+}
+
+output "s3_endpoint_policy" {
+  description = "Policy of the S3 gateway endpoint (null when s3_bucket_arns is empty or create_vpc_endpoints is false: AWS's default full access)."
+  value       = length(aws_vpc_endpoint_policy.s3) > 0 ? aws_vpc_endpoint_policy.s3[0].policy : null
 }
 
 output "flow_log_id" {

@@ -36,7 +36,7 @@ variable "vpc_cidr" {
 }
 
 variable "az_count" {
-  description = "Number of availability zones (one private subnet each) of the created VPC, used when availability_zones is empty."
+  description = "Number of availability zones (one private subnet each) of the created VPC, used when availability_zone_ids is empty."
   type        = number
   default     = 2
   nullable    = false
@@ -47,15 +47,41 @@ variable "az_count" {
   }
 }
 
-variable "availability_zones" {
-  description = "Availability zones of the created subnets. Empty: the first az_count available zones of the region."
+variable "availability_zone_ids" {
+  description = <<-EOT
+    Zone IDs (e.g. use1-az1, euw1-az2) of the created subnets. Zone names (us-east-1a) map to different
+    physical zones in each account; IDs do not. Empty: the az_count lowest-numbered zone IDs of the region
+    where every service in interface_endpoints is offered, outside excluded_zone_ids. Each given ID must
+    be such a zone too.
+  EOT
   type        = list(string)
   default     = []
   nullable    = false
 
   validation {
-    condition     = length(var.availability_zones) <= 6 && length(distinct(var.availability_zones)) == length(var.availability_zones)
-    error_message = "availability_zones must hold at most 6 distinct zones."
+    condition     = length(var.availability_zone_ids) <= 6 && length(distinct(var.availability_zone_ids)) == length(var.availability_zone_ids)
+    error_message = "availability_zone_ids must hold at most 6 distinct zone IDs."
+  }
+
+  validation {
+    condition     = alltrue([for z in var.availability_zone_ids : can(regex("^[a-z]+[0-9]+-az[0-9]+$", z))])
+    error_message = "availability_zone_ids must be zone IDs like use1-az1 (not zone names like us-east-1a)."
+  }
+}
+
+variable "excluded_zone_ids" {
+  description = <<-EOT
+    Zone IDs never chosen for the created subnets. Null: the zone IDs this module knows to lack a service
+    the stack runs in the VPC (from AWS Fargate's Linux zone list; use1-az3 in us-east-1 for Lambda, see
+    the README).
+    [] excludes nothing.
+  EOT
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.excluded_zone_ids == null || alltrue([for z in coalesce(var.excluded_zone_ids, []) : can(regex("^[a-z]+[0-9]+-az[0-9]+$", z))])
+    error_message = "excluded_zone_ids must be zone IDs like use1-az3."
   }
 }
 
@@ -88,7 +114,7 @@ variable "vpc_id" {
 }
 
 variable "subnet_ids" {
-  description = "Ids of existing private subnets (at most one per availability zone), used when create_vpc is false."
+  description = "Ids of existing private subnets, used when create_vpc is false. The interface endpoints take one per zone (the lowest id) among the zones where their service is offered."
   type        = list(string)
   default     = []
   nullable    = false
@@ -129,9 +155,15 @@ variable "create_vpc_endpoints" {
 }
 
 variable "interface_endpoints" {
-  description = "AWS services reached through interface endpoints (suffix of com.amazonaws.<region>.<service>)."
+  description = <<-EOT
+    AWS services reached through interface endpoints (suffix of com.amazonaws.<region>.<service>), one
+    endpoint network interface per zone each. The default is what Batch jobs on Fargate need: ecr.api and
+    ecr.dkr to pull the image, logs for the awslogs driver (image layers come through the S3 gateway).
+    A Lambda function needs none of them for its logs, EMF metrics and X-Ray traces; add batch when the
+    dispatcher runs in the VPC.
+  EOT
   type        = list(string)
-  default     = ["kms", "logs", "monitoring", "xray", "sts", "ecr.api", "ecr.dkr"]
+  default     = ["ecr.api", "ecr.dkr", "logs"]
   nullable    = false
 
   validation {
@@ -142,6 +174,23 @@ variable "interface_endpoints" {
       )
     ]) && length(distinct(var.interface_endpoints)) == length(var.interface_endpoints)
     error_message = "interface_endpoints must be distinct names among kms, logs, monitoring, xray, sts, ecr.api, ecr.dkr, sqs, lambda, batch, ecs, ssm, secretsmanager, execute-api, sns, events."
+  }
+}
+
+variable "s3_bucket_arns" {
+  description = <<-EOT
+    Buckets the workloads use through the S3 gateway endpoint. Its endpoint policy then allows
+    s3:GetObject, s3:PutObject and s3:ListBucket on these buckets only, plus s3:GetObject on the region's
+    ECR image-layer bucket when ecr.dkr is in interface_endpoints. Empty: the endpoint keeps AWS's default
+    policy (any S3 action on any bucket).
+  EOT
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for arn in var.s3_bucket_arns : can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", arn))])
+    error_message = "s3_bucket_arns must be S3 bucket ARNs (arn:aws:s3:::<bucket>)."
   }
 }
 

@@ -1,8 +1,11 @@
 # Module logic only: the AWS provider is mocked, nothing is created anywhere.
+#
+# The zones are those of us-east-1 as one account might see them: the names map to zone IDs out of
+# order (as they do in real accounts and in moto), and use1-az3 is among them.
 
 mock_provider "aws" {
   mock_data "aws_region" {
-    defaults = { name = "eu-west-1" }
+    defaults = { name = "us-east-1" }
   }
   mock_data "aws_caller_identity" {
     defaults = { account_id = "123456789012", arn = "arn:aws:iam::123456789012:user/test", user_id = "AIDTEST" }
@@ -11,10 +14,19 @@ mock_provider "aws" {
     defaults = { partition = "aws", dns_suffix = "amazonaws.com" }
   }
   mock_data "aws_availability_zones" {
-    defaults = { names = ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }
+    defaults = {
+      names    = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f"]
+      zone_ids = ["use1-az6", "use1-az1", "use1-az2", "use1-az4", "use1-az3", "use1-az5"]
+    }
+  }
+  mock_data "aws_vpc_endpoint_service" {
+    defaults = { availability_zones = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f"] }
   }
   mock_data "aws_vpc" {
     defaults = { cidr_block = "172.16.0.0/16" }
+  }
+  mock_data "aws_subnet" {
+    defaults = { availability_zone = "us-east-1b", availability_zone_id = "use1-az1" }
   }
   mock_data "aws_prefix_list" {
     defaults = { id = "pl-0000aaaa" }
@@ -29,7 +41,7 @@ mock_provider "aws" {
     defaults = { prefix_list_id = "pl-1111bbbb" }
   }
   mock_resource "aws_cloudwatch_log_group" {
-    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/vpc/test-net-flow-logs" }
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/vpc/test-net-flow-logs" }
   }
   mock_resource "aws_iam_role" {
     defaults = { arn = "arn:aws:iam::123456789012:role/test-net-vpc-flow-logs" }
@@ -49,19 +61,31 @@ run "defaults" {
     error_message = "the VPC must use the default CIDR with DNS support and hostnames (private DNS of endpoints)"
   }
   assert {
-    condition     = [for s in aws_subnet.private : s.availability_zone] == ["eu-west-1a", "eu-west-1b"]
-    error_message = "two private subnets in the first two zones by default"
+    condition     = tolist(output.availability_zone_ids) == tolist(["use1-az1", "use1-az2"]) && tolist(output.availability_zones) == tolist(["us-east-1b", "us-east-1c"])
+    error_message = "two subnets in the lowest-numbered zone IDs (not the first zone names, which map to other zones in each account)"
   }
   assert {
-    condition     = [for s in aws_subnet.private : s.cidr_block] == ["10.42.0.0/20", "10.42.16.0/20"]
-    error_message = "subnets must be carved from the VPC CIDR with subnet_newbits"
+    condition     = keys(aws_subnet.private) == ["use1-az1", "use1-az2"] && alltrue([for id, s in aws_subnet.private : s.availability_zone_id == id])
+    error_message = "subnets must be keyed by zone ID and placed by zone ID"
+  }
+  assert {
+    condition     = aws_subnet.private["use1-az1"].tags["Name"] == "test-net-private-use1-az1" && aws_subnet.private["use1-az2"].tags["ZoneId"] == "use1-az2"
+    error_message = "subnets must be named and tagged by zone ID"
+  }
+  assert {
+    condition     = aws_subnet.private["use1-az1"].cidr_block == "10.42.0.0/20" && aws_subnet.private["use1-az2"].cidr_block == "10.42.16.0/20"
+    error_message = "a subnet's CIDR block is its zone number's slot of the VPC CIDR (subnet_newbits)"
+  }
+  assert {
+    condition     = tolist(output.subnet_ids) == tolist([aws_subnet.private["use1-az1"].id, aws_subnet.private["use1-az2"].id])
+    error_message = "subnet_ids must follow the zone order"
   }
   assert {
     condition     = alltrue([for s in aws_subnet.private : !s.map_public_ip_on_launch])
     error_message = "subnets must be private"
   }
   assert {
-    condition     = length(aws_route_table.private[0].route) == 0 && length(aws_route_table_association.private) == 2
+    condition     = length(aws_route_table.private[0].route) == 0 && keys(aws_route_table_association.private) == ["use1-az1", "use1-az2"]
     error_message = "one route table without routes (no IGW, no NAT), associated with every subnet"
   }
   assert {
@@ -69,7 +93,7 @@ run "defaults" {
     error_message = "the default security group must have no rules"
   }
   assert {
-    condition     = aws_vpc_endpoint.s3[0].vpc_endpoint_type == "Gateway" && aws_vpc_endpoint.s3[0].service_name == "com.amazonaws.eu-west-1.s3"
+    condition     = aws_vpc_endpoint.s3[0].vpc_endpoint_type == "Gateway" && aws_vpc_endpoint.s3[0].service_name == "com.amazonaws.us-east-1.s3"
     error_message = "an S3 gateway endpoint must be created"
   }
   assert {
@@ -77,18 +101,24 @@ run "defaults" {
     error_message = "the S3 gateway endpoint must be on the private route table"
   }
   assert {
-    condition     = keys(aws_vpc_endpoint.interface) == ["ecr.api", "ecr.dkr", "kms", "logs", "monitoring", "sts", "xray"]
-    error_message = "the seven default interface endpoints must be created"
+    condition     = keys(aws_vpc_endpoint.interface) == ["ecr.api", "ecr.dkr", "logs"]
+    error_message = "by default only what Batch on Fargate needs (ECR api/dkr, logs): each interface endpoint costs per zone-hour"
   }
   assert {
     condition = alltrue([for svc, ep in aws_vpc_endpoint.interface :
-      ep.private_dns_enabled && ep.vpc_endpoint_type == "Interface" && ep.service_name == "com.amazonaws.eu-west-1.${svc}" &&
-    ep.security_group_ids == toset([aws_security_group.endpoints[0].id]) && length(ep.subnet_ids) == 2])
+      ep.private_dns_enabled && ep.vpc_endpoint_type == "Interface" && ep.service_name == "com.amazonaws.us-east-1.${svc}" &&
+    ep.security_group_ids == toset([aws_security_group.endpoints[0].id]) && ep.subnet_ids == toset(output.subnet_ids)])
     error_message = "interface endpoints must use private DNS, the endpoints SG and every subnet"
   }
   assert {
-    condition     = aws_vpc_security_group_ingress_rule.endpoints_https[0].cidr_ipv4 == "10.42.0.0/16" && aws_vpc_security_group_ingress_rule.endpoints_https[0].from_port == 443
-    error_message = "endpoints must accept HTTPS from the VPC CIDR only"
+    condition     = keys(aws_vpc_security_group_ingress_rule.endpoints_https) == ["batch", "lambda"]
+    error_message = "one ingress rule per workload security group"
+  }
+  assert {
+    condition = alltrue([for k, r in aws_vpc_security_group_ingress_rule.endpoints_https :
+      r.referenced_security_group_id == local.workload_security_groups[k] && r.cidr_ipv4 == null &&
+    r.from_port == 443 && r.to_port == 443 && r.security_group_id == aws_security_group.endpoints[0].id])
+    error_message = "endpoints must accept HTTPS from the Lambda and Batch security groups only, not from the VPC CIDR"
   }
   assert {
     condition     = keys(aws_vpc_security_group_egress_rule.to_endpoints) == ["batch", "lambda"] && alltrue([for r in aws_vpc_security_group_egress_rule.to_endpoints : r.referenced_security_group_id == aws_security_group.endpoints[0].id && r.to_port == 443])
@@ -103,40 +133,191 @@ run "defaults" {
     error_message = "no internet egress by default"
   }
   assert {
+    condition     = length(aws_vpc_endpoint_policy.s3) == 0 && output.s3_endpoint_policy == null
+    error_message = "without s3_bucket_arns the gateway endpoint keeps the default policy"
+  }
+  assert {
     condition     = aws_flow_log.this[0].vpc_id == "vpc-0123abcd" && aws_flow_log.this[0].traffic_type == "ALL" && aws_cloudwatch_log_group.flow_logs[0].retention_in_days == 365
     error_message = "flow logs of all traffic must go to a log group kept for a year"
   }
   assert {
-    condition     = one(data.aws_iam_policy_document.flow_logs[0].statement).resources == toset(["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/vpc/test-net-flow-logs:*"])
+    condition     = one(data.aws_iam_policy_document.flow_logs[0].statement).resources == toset(["arn:aws:logs:us-east-1:123456789012:log-group:/aws/vpc/test-net-flow-logs:*"])
     error_message = "the flow log role may only write to its own log group"
   }
   assert {
-    condition     = output.vpc_id == "vpc-0123abcd" && length(output.subnet_ids) == 2 && length(output.vpc_endpoint_ids) == 8
-    error_message = "outputs must describe the VPC, subnets and all eight endpoints"
+    condition     = output.vpc_id == "vpc-0123abcd" && length(output.subnet_ids) == 2 && keys(output.vpc_endpoint_ids) == ["ecr.api", "ecr.dkr", "logs", "s3"]
+    error_message = "outputs must describe the VPC, subnets and every endpoint"
   }
   assert {
-    condition     = aws_vpc.this[0].tags["Project"] == "inferstack-test" && aws_security_group.lambda.tags["Project"] == "inferstack-test" && aws_vpc_endpoint.interface["kms"].tags["Project"] == "inferstack-test"
+    condition     = aws_vpc.this[0].tags["Project"] == "inferstack-test" && aws_security_group.lambda.tags["Project"] == "inferstack-test" && aws_vpc_endpoint.interface["logs"].tags["Project"] == "inferstack-test"
     error_message = "tags must be merged into every resource"
   }
 }
 
-run "explicit_zones_and_cidr" {
+run "excluded_zone_skipped" {
   command = plan
 
   variables {
-    vpc_cidr           = "10.1.0.0/20"
-    availability_zones = ["eu-west-1c", "eu-west-1a", "eu-west-1b"]
-    subnet_newbits     = 2
+    az_count = 3
   }
 
   assert {
-    condition     = [for s in aws_subnet.private : s.cidr_block] == ["10.1.0.0/22", "10.1.4.0/22", "10.1.8.0/22"]
-    error_message = "one subnet per given zone, carved with subnet_newbits"
+    condition     = keys(aws_subnet.private) == ["use1-az1", "use1-az2", "use1-az4"]
+    error_message = "use1-az3 (no Lambda for VPC subnets) must be skipped in us-east-1 by default"
   }
   assert {
-    condition     = length(data.aws_availability_zones.available) == 0
-    error_message = "zones must not be looked up when given"
+    condition     = aws_subnet.private["use1-az4"].cidr_block == "10.42.48.0/20"
+    error_message = "use1-az4 takes the fourth slot whichever zones come before it"
   }
+}
+
+run "no_exclusion_when_asked" {
+  command = plan
+
+  variables {
+    az_count          = 3
+    excluded_zone_ids = []
+  }
+
+  assert {
+    condition     = keys(aws_subnet.private) == ["use1-az1", "use1-az2", "use1-az3"]
+    error_message = "excluded_zone_ids = [] must exclude nothing"
+  }
+}
+
+run "zone_without_an_endpoint_service_skipped" {
+  command = plan
+
+  # us-east-1b (use1-az1 here) does not offer the endpoint services.
+  override_data {
+    target = data.aws_vpc_endpoint_service.interface
+    values = { availability_zones = ["us-east-1a", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f"] }
+  }
+
+  assert {
+    condition     = keys(aws_subnet.private) == ["use1-az2", "use1-az4"]
+    error_message = "zones where an endpoint service is not offered must not be chosen"
+  }
+  assert {
+    condition     = aws_subnet.private["use1-az2"].cidr_block == "10.42.16.0/20" && aws_subnet.private["use1-az4"].cidr_block == "10.42.48.0/20"
+    error_message = "a zone's CIDR block depends on its zone number only"
+  }
+}
+
+run "explicit_zone_ids_and_cidr" {
+  command = plan
+
+  variables {
+    vpc_cidr              = "10.1.0.0/20"
+    availability_zone_ids = ["use1-az5", "use1-az2"]
+    subnet_newbits        = 3
+  }
+
+  assert {
+    condition     = [for s in aws_subnet.private : s.cidr_block] == ["10.1.2.0/23", "10.1.8.0/23"]
+    error_message = "one subnet per given zone ID, in its zone number's slot of the VPC CIDR"
+  }
+  assert {
+    condition     = tolist(output.availability_zone_ids) == tolist(["use1-az5", "use1-az2"]) && tolist(output.availability_zones) == tolist(["us-east-1f", "us-east-1c"])
+    error_message = "outputs must follow the given order"
+  }
+}
+
+run "explicit_excluded_zone_refused" {
+  command = plan
+  variables {
+    availability_zone_ids = ["use1-az1", "use1-az3"]
+  }
+  expect_failures = [terraform_data.zones]
+}
+
+run "explicit_zone_without_endpoint_service_refused" {
+  command = plan
+  override_data {
+    target = data.aws_vpc_endpoint_service.interface
+    values = { availability_zones = ["us-east-1a", "us-east-1c"] }
+  }
+  variables {
+    availability_zone_ids = ["use1-az6", "use1-az1"]
+  }
+  expect_failures = [terraform_data.zones]
+}
+
+run "too_few_eligible_zones" {
+  command = plan
+  variables {
+    az_count = 6 # five zones left once use1-az3 is excluded
+  }
+  expect_failures = [terraform_data.zones]
+}
+
+run "zone_slot_outside_the_cidr" {
+  command = plan
+  variables {
+    availability_zone_ids = ["use1-az5"]
+    subnet_newbits        = 2 # four slots; use1-az5 needs the fifth
+  }
+  expect_failures = [aws_subnet.private]
+}
+
+run "zone_name_instead_of_id" {
+  command = plan
+  variables {
+    availability_zone_ids = ["us-east-1a"]
+  }
+  expect_failures = [var.availability_zone_ids]
+}
+
+run "s3_endpoint_policy_limited_to_stack_buckets" {
+  command = apply
+
+  variables {
+    s3_bucket_arns = ["arn:aws:s3:::test-net-models", "arn:aws:s3:::test-net-data-123456789012"]
+  }
+
+  assert {
+    condition     = aws_vpc_endpoint_policy.s3[0].vpc_endpoint_id == aws_vpc_endpoint.s3[0].id && aws_vpc_endpoint_policy.s3[0].policy == data.aws_iam_policy_document.s3_endpoint[0].json
+    error_message = "the gateway endpoint must get the policy document"
+  }
+  assert {
+    condition = [for s in data.aws_iam_policy_document.s3_endpoint[0].statement : s.sid] == ["StackBuckets", "EcrImageLayers"] && alltrue([
+      for s in data.aws_iam_policy_document.s3_endpoint[0].statement : s.effect == "Allow" && one(s.principals).identifiers == toset(["*"])
+    ])
+    error_message = "two allow statements: the stack's buckets and ECR's image layers"
+  }
+  assert {
+    condition = data.aws_iam_policy_document.s3_endpoint[0].statement[0].resources == toset([
+      "arn:aws:s3:::test-net-models", "arn:aws:s3:::test-net-models/*",
+      "arn:aws:s3:::test-net-data-123456789012", "arn:aws:s3:::test-net-data-123456789012/*",
+    ]) && data.aws_iam_policy_document.s3_endpoint[0].statement[0].actions == toset(["s3:GetObject", "s3:PutObject", "s3:ListBucket"])
+    error_message = "the workloads may get, put and list in the stack's buckets only"
+  }
+  assert {
+    condition     = data.aws_iam_policy_document.s3_endpoint[0].statement[1].resources == toset(["arn:aws:s3:::prod-us-east-1-starport-layer-bucket/*"]) && data.aws_iam_policy_document.s3_endpoint[0].statement[1].actions == toset(["s3:GetObject"])
+    error_message = "image pulls may read the region's ECR layer bucket"
+  }
+}
+
+run "s3_endpoint_policy_without_ecr" {
+  command = plan
+
+  variables {
+    s3_bucket_arns      = ["arn:aws:s3:::test-net-models"]
+    interface_endpoints = ["logs"]
+  }
+
+  assert {
+    condition     = [for s in data.aws_iam_policy_document.s3_endpoint[0].statement : s.sid] == ["StackBuckets"]
+    error_message = "no ECR layer bucket when nothing pulls images from ECR"
+  }
+}
+
+run "bad_bucket_arn" {
+  command = plan
+  variables {
+    s3_bucket_arns = ["test-net-models"]
+  }
+  expect_failures = [var.s3_bucket_arns]
 }
 
 run "no_endpoints" {
@@ -144,15 +325,20 @@ run "no_endpoints" {
 
   variables {
     create_vpc_endpoints = false
+    s3_bucket_arns       = ["arn:aws:s3:::test-net-models"]
   }
 
   assert {
-    condition     = length(aws_vpc_endpoint.interface) == 0 && length(aws_vpc_endpoint.s3) == 0 && length(aws_security_group.endpoints) == 0
-    error_message = "no endpoints or endpoint SG when create_vpc_endpoints is false"
+    condition     = length(aws_vpc_endpoint.interface) == 0 && length(aws_vpc_endpoint.s3) == 0 && length(aws_security_group.endpoints) == 0 && length(aws_vpc_endpoint_policy.s3) == 0
+    error_message = "no endpoints, endpoint policy or endpoint SG when create_vpc_endpoints is false"
   }
   assert {
-    condition     = length(aws_vpc_security_group_egress_rule.to_endpoints) == 0 && alltrue([for r in aws_vpc_security_group_egress_rule.to_s3 : r.prefix_list_id == "pl-0000aaaa"])
+    condition     = length(aws_vpc_security_group_egress_rule.to_endpoints) == 0 && length(aws_vpc_security_group_ingress_rule.endpoints_https) == 0 && alltrue([for r in aws_vpc_security_group_egress_rule.to_s3 : r.prefix_list_id == "pl-0000aaaa"])
     error_message = "S3 egress must use the region's prefix list looked up by name"
+  }
+  assert {
+    condition     = length(data.aws_vpc_endpoint_service.interface) == 0 && keys(aws_subnet.private) == ["use1-az1", "use1-az2"]
+    error_message = "without endpoints, zones are chosen without looking up endpoint services"
   }
 }
 
@@ -160,12 +346,16 @@ run "custom_endpoint_list" {
   command = plan
 
   variables {
-    interface_endpoints = ["logs", "sqs"]
+    interface_endpoints = ["logs", "batch"]
   }
 
   assert {
-    condition     = keys(aws_vpc_endpoint.interface) == ["logs", "sqs"]
+    condition     = keys(aws_vpc_endpoint.interface) == ["batch", "logs"]
     error_message = "only the listed interface endpoints are created"
+  }
+  assert {
+    condition     = keys(data.aws_vpc_endpoint_service.interface) == ["batch", "logs"]
+    error_message = "the zones of every listed service must be looked up"
   }
 }
 
@@ -175,8 +365,9 @@ run "bring_your_own_vpc" {
   variables {
     create_vpc      = false
     vpc_id          = "vpc-0aaa1111"
-    subnet_ids      = ["subnet-0aaa1111", "subnet-0bbb2222"]
+    subnet_ids      = ["subnet-0bbb2222", "subnet-0aaa1111"]
     route_table_ids = ["rtb-0aaa1111"]
+    s3_bucket_arns  = ["arn:aws:s3:::test-net-models"]
   }
 
   assert {
@@ -184,17 +375,60 @@ run "bring_your_own_vpc" {
     error_message = "no VPC resources may be created for a brought VPC"
   }
   assert {
+    condition     = length(data.aws_availability_zones.available) == 0 && length(output.availability_zone_ids) == 0
+    error_message = "zones are not chosen for a brought VPC"
+  }
+  assert {
     condition     = aws_security_group.lambda.vpc_id == "vpc-0aaa1111" && aws_vpc_endpoint.s3[0].route_table_ids == toset(["rtb-0aaa1111"])
     error_message = "security groups and endpoints must go into the brought VPC and route tables"
   }
   assert {
-    condition     = aws_vpc_security_group_ingress_rule.endpoints_https[0].cidr_ipv4 == "172.16.0.0/16"
-    error_message = "endpoint ingress must use the brought VPC's CIDR"
+    condition     = alltrue([for k, r in aws_vpc_security_group_ingress_rule.endpoints_https : r.referenced_security_group_id == local.workload_security_groups[k] && r.cidr_ipv4 == null])
+    error_message = "endpoint ingress must come from the workload security groups in a brought VPC too"
   }
   assert {
-    condition     = output.subnet_ids == tolist(["subnet-0aaa1111", "subnet-0bbb2222"]) && output.vpc_id == "vpc-0aaa1111"
+    condition     = length(aws_vpc_endpoint_policy.s3) == 1
+    error_message = "the brought VPC's gateway endpoint must get the stack-bucket policy too"
+  }
+  # Both mocked subnets are in the same zone: an interface endpoint takes one subnet per zone.
+  assert {
+    condition     = alltrue([for ep in aws_vpc_endpoint.interface : ep.subnet_ids == toset(["subnet-0aaa1111"])])
+    error_message = "interface endpoints must take one brought subnet per zone (the lowest id)"
+  }
+  assert {
+    condition     = output.subnet_ids == tolist(["subnet-0bbb2222", "subnet-0aaa1111"]) && output.vpc_id == "vpc-0aaa1111"
     error_message = "outputs must pass the brought ids through"
   }
+}
+
+run "brought_subnets_outside_endpoint_zones_refused" {
+  command = plan
+  override_data {
+    target = data.aws_vpc_endpoint_service.interface
+    values = { availability_zones = ["us-east-1a", "us-east-1c"] }
+  }
+  variables {
+    create_vpc      = false
+    vpc_id          = "vpc-0aaa1111"
+    subnet_ids      = ["subnet-0aaa1111"]
+    route_table_ids = ["rtb-0aaa1111"]
+  }
+  expect_failures = [aws_vpc_endpoint.interface]
+}
+
+run "brought_subnet_in_excluded_zone_warned" {
+  command = plan
+  override_data {
+    target = data.aws_subnet.existing
+    values = { availability_zone = "us-east-1e", availability_zone_id = "use1-az3" }
+  }
+  variables {
+    create_vpc      = false
+    vpc_id          = "vpc-0aaa1111"
+    subnet_ids      = ["subnet-0aaa1111"]
+    route_table_ids = ["rtb-0aaa1111"]
+  }
+  expect_failures = [check.brought_subnets_zones]
 }
 
 run "internet_egress_and_no_flow_logs" {
@@ -221,7 +455,7 @@ run "flow_logs_settings" {
   variables {
     flow_logs = {
       retention_days           = 30
-      kms_key_arn              = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+      kms_key_arn              = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
       traffic_type             = "REJECT"
       max_aggregation_interval = 60
     }
