@@ -94,10 +94,11 @@ module "realtime_api" {
   subnet_ids         = module.network.subnet_ids
   security_group_ids = [module.network.lambda_security_group_id]
 
-  api                = var.api
-  enable_waf         = var.enable_waf
-  waf                = var.waf
-  log_retention_days = var.log_retention_days
+  api                        = var.api
+  create_api_gateway_account = var.create_api_gateway_account
+  enable_waf                 = var.enable_waf
+  waf                        = var.waf
+  log_retention_days         = var.log_retention_days
 }
 
 module "batch" {

@@ -21,9 +21,14 @@ output "api_key_id" {
 }
 
 output "api_key_value" {
-  description = "Value of the API key (x-api-key header)."
+  description = "Value of the API key (x-api-key header); null with api.api_key_required = false."
   value       = module.realtime_api.api_key_value
   sensitive   = true
+}
+
+output "execute_api_arn" {
+  description = "ARN of POST /predict: with api.authorization = \"AWS_IAM\", callers need execute-api:Invoke on it and sign requests with SigV4 for service execute-api in var.region."
+  value       = module.realtime_api.execute_api_arn
 }
 
 output "region" {

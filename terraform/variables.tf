@@ -199,9 +199,9 @@ variable "create_batch_service_role" {
 }
 
 variable "provisioned_concurrency" {
-  description = "Provisioned concurrency of the real-time function's alias; 0 = off (moto has no API for it)."
+  description = "Provisioned concurrency of the real-time function's alias; 0 (the default) = off. An opt-in: it is billed while idle, and Lambda refuses it in a new account whose reduced concurrency quota leaves nothing above the unreserved minimum (moto has no API for it either)."
   type        = number
-  default     = 1
+  default     = 0
   nullable    = false
 }
 
@@ -240,7 +240,7 @@ variable "network" {
 ################################################################################
 
 variable "predict" {
-  description = "Real-time function settings (null fields take the realtime_api module's defaults)."
+  description = "Real-time function settings (null fields take the realtime_api module's defaults: memory_size 3008, the most a new account may set; reserved_concurrency -1, nothing reserved). Larger memory (e.g. 3538 = 2 full vCPUs) and a reservation are opt-ins once the account's Lambda quotas allow them."
   type = object({
     memory_size          = optional(number)
     timeout              = optional(number)
@@ -253,9 +253,13 @@ variable "predict" {
 }
 
 variable "api" {
-  description = "REST API settings passed to the realtime_api module (stage, throttling, quota; null fields take its defaults)."
+  description = "REST API settings passed to the realtime_api module (null fields take its defaults): stage, authorization (NONE = API key, or AWS_IAM = SigV4-signed requests), api_key_required, throttling, quota, binary_media_types (also the image types the function accepts), execution logging_level."
   type = object({
     stage_name             = optional(string)
+    authorization          = optional(string)
+    api_key_required       = optional(bool)
+    binary_media_types     = optional(list(string))
+    logging_level          = optional(string)
     throttling_rate_limit  = optional(number)
     throttling_burst_limit = optional(number)
     key_rate_limit         = optional(number)
@@ -265,6 +269,13 @@ variable "api" {
   })
   default  = {}
   nullable = false
+}
+
+variable "create_api_gateway_account" {
+  description = "Set the region's API Gateway CloudWatch Logs role (an IAM role with AmazonAPIGatewayPushToCloudWatchLogs, and aws_api_gateway_account), without which the API stage and its logs cannot be created in an account that never set it. An account-wide, per-region setting shared by every REST API there: switch it off if the account already has one (a landing zone, another stack), since this stack would replace it."
+  type        = bool
+  default     = true
+  nullable    = false
 }
 
 variable "enable_waf" {

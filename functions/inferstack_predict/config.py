@@ -10,7 +10,13 @@ from pathlib import Path
 from inferstack.bundle import normalize_sha256
 from inferstack.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits
 
-from inferstack_predict.request import MAX_TOP_K, MIN_TOP_K
+from inferstack_predict.request import (
+    DEFAULT_IMAGE_CONTENT_TYPES,
+    JSON_CONTENT_TYPE,
+    MAX_TOP_K,
+    MIN_TOP_K,
+    media_type,
+)
 
 DEFAULT_TOP_K = 5
 
@@ -26,6 +32,8 @@ class Settings:
     cache_dir: Path | None
     limits: ImageLimits
     default_top_k: int
+    # Content types of raw image bodies: BINARY_MEDIA_TYPES, the API's binary media types.
+    image_types: tuple[str, ...] = DEFAULT_IMAGE_CONTENT_TYPES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,7 +55,28 @@ class Settings:
                 max_pixels=_int(env, "MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, minimum=1),
             ),
             default_top_k=default_top_k,
+            image_types=_image_types(env),
         )
+
+
+def _image_types(env: Mapping[str, str]) -> tuple[str, ...]:
+    """BINARY_MEDIA_TYPES (comma-separated, as Terraform sets it from the API); "" = JSON only.
+
+    Unset (the function run outside a deployment): the default list, which is also the
+    realtime_api module's default. Wildcards are refused: API Gateway would base64-encode a
+    different set of types than the handler could name.
+    """
+    text = env.get("BINARY_MEDIA_TYPES")
+    if text is None:
+        return DEFAULT_IMAGE_CONTENT_TYPES
+    types = tuple(dict.fromkeys(media_type(t) for t in text.split(",") if t.strip()))
+    for value in types:
+        kind, _, subtype = value.partition("/")
+        if not kind or not subtype or "*" in value:
+            raise ConfigError(f"BINARY_MEDIA_TYPES: {value!r} is not an exact media type")
+        if value == JSON_CONTENT_TYPE or value.endswith("+json"):
+            raise ConfigError(f"BINARY_MEDIA_TYPES: {value!r} must reach the function as text")
+    return types
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

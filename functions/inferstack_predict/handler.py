@@ -157,6 +157,7 @@ def predict() -> dict[str, Any]:
         app.current_event.raw_event,
         max_bytes=settings.limits.max_bytes,
         default_top_k=settings.default_top_k,
+        image_types=settings.image_types,
     )
     img, decode_ms = _timed(
         "decode", load_image, request.image, settings.limits, draft_size=classifier.draft_size

@@ -9,6 +9,10 @@ What API Gateway (REST, proxy integration) delivers:
 - ``queryStringParameters`` / ``multiValueQueryStringParameters``, null when absent.
 - ``body``: a string or null; base64 of the raw bytes when ``isBase64Encoded`` is true, which
   API Gateway does for content types listed in the API's binary media types.
+
+The image content types accepted are exactly the API's binary media types (Terraform passes
+them as ``BINARY_MEDIA_TYPES``): a type API Gateway does not list reaches the function as text,
+its bytes mangled, so accepting it would only turn a clear 415 into a corrupt-image error.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,27 +36,24 @@ from inferstack.errors import (
 MIN_TOP_K = 1
 MAX_TOP_K = 20
 
-# Content types whose body is the image itself. The decoder checks the real format against its
-# own allow-list, so the declared type is only a gate: a PNG sent as image/jpeg still works.
-IMAGE_CONTENT_TYPES = frozenset(
-    {
-        "image/jpeg",
-        "image/jpg",
-        "image/pjpeg",
-        "image/png",
-        "image/webp",
-        "image/bmp",
-        "image/x-bmp",
-        "image/x-ms-bmp",
-        "image/gif",
-        "application/octet-stream",
-    }
+# Content types whose body is the image itself, when BINARY_MEDIA_TYPES is not set (the function
+# run outside a deployment: tests, benchmarks). The same list as the realtime_api module's default
+# api.binary_media_types; tests/unit/test_predict_media_types.py checks that they agree. The
+# decoder checks the real format against its own allow-list, so the declared type is only a
+# gate: a PNG sent as image/jpeg still works.
+DEFAULT_IMAGE_CONTENT_TYPES: tuple[str, ...] = (
+    "image/jpeg",
+    "image/jpg",
+    "image/pjpeg",
+    "image/png",
+    "image/webp",
+    "image/bmp",
+    "image/x-bmp",
+    "image/x-ms-bmp",
+    "image/gif",
+    "application/octet-stream",
 )
 JSON_CONTENT_TYPE = "application/json"
-SUPPORTED_TYPES_HINT = (
-    "image/jpeg, image/png, image/webp, image/bmp, image/gif, application/octet-stream "
-    'or application/json with {"image": "<base64>"}'
-)
 
 # Room in a JSON body for everything but the base64 image (keys, whitespace, other fields).
 JSON_OVERHEAD_BYTES = 64 * 1024
@@ -194,20 +195,33 @@ def _json_text(body: str, is_base64: bool, max_bytes: int) -> str:
         raise InvalidRequest("JSON body is not UTF-8") from exc
 
 
+def supported_types_hint(image_types: Iterable[str]) -> str:
+    """What a client may send, for error messages."""
+    listed = ", ".join(image_types)
+    json_hint = f'{JSON_CONTENT_TYPE} with {{"image": "<base64>"}}'
+    return f"{listed} or {json_hint}" if listed else json_hint
+
+
 def parse_request(
-    event: Mapping[str, Any], *, max_bytes: int, default_top_k: int
+    event: Mapping[str, Any],
+    *,
+    max_bytes: int,
+    default_top_k: int,
+    image_types: Collection[str] = DEFAULT_IMAGE_CONTENT_TYPES,
 ) -> PredictRequest:
-    """Validate the request and return the image bytes (not yet decoded as an image)."""
+    """Validate the request and return the image bytes (not yet decoded as an image).
+
+    ``image_types``: the content types of raw image bodies, i.e. the API's binary media types.
+    """
     top_k = parse_top_k(query_values(event, "top_k"), default_top_k)
     ctype = media_type(header(event, "content-type"))
     is_json = ctype == JSON_CONTENT_TYPE or (ctype.startswith("application/") and "+json" in ctype)
-    if ctype and not is_json and ctype not in IMAGE_CONTENT_TYPES:
-        raise UnsupportedMediaType(
-            f"content type {ctype[:64]!r} is not supported; send {SUPPORTED_TYPES_HINT}"
-        )
+    if ctype and not is_json and ctype not in image_types:
+        hint = supported_types_hint(image_types)
+        raise UnsupportedMediaType(f"content type {ctype[:64]!r} is not supported; send {hint}")
     body = event.get("body")
     if body is None:
-        raise InvalidRequest(f"request has no body; send {SUPPORTED_TYPES_HINT}")
+        raise InvalidRequest(f"request has no body; send {supported_types_hint(image_types)}")
     if not isinstance(body, str):
         raise InvalidRequest("request body must be a string (API Gateway proxy event)")
     is_base64 = bool(event.get("isBase64Encoded"))
@@ -236,7 +250,7 @@ def parse_request(
 
 
 __all__ = [
-    "IMAGE_CONTENT_TYPES",
+    "DEFAULT_IMAGE_CONTENT_TYPES",
     "MAX_TOP_K",
     "MIN_TOP_K",
     "PredictRequest",
@@ -247,4 +261,5 @@ __all__ = [
     "parse_request",
     "parse_top_k",
     "query_values",
+    "supported_types_hint",
 ]

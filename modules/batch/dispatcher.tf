@@ -62,7 +62,7 @@ resource "aws_lambda_function" "dispatcher" {
   depends_on = [
     aws_cloudwatch_log_group.dispatcher,
     aws_iam_role_policy.dispatcher,
-    aws_iam_role_policy_attachment.dispatcher_vpc_access,
+    aws_iam_role_policy.dispatcher_vpc_access,
   ]
 }
 
@@ -73,4 +73,13 @@ resource "aws_lambda_event_source_mapping" "dispatcher" {
   maximum_batching_window_in_seconds = var.dispatcher.maximum_batching_window_seconds
   function_response_types            = ["ReportBatchItemFailures"]
   enabled                            = true
+
+  # Bounds the concurrent dispatchers without reserving concurrency (a reservation fails in a
+  # new account whose reduced quota has no room above the unreserved minimum).
+  dynamic "scaling_config" {
+    for_each = var.dispatcher.maximum_concurrency == 0 ? [] : [1]
+    content {
+      maximum_concurrency = var.dispatcher.maximum_concurrency
+    }
+  }
 }

@@ -99,11 +99,43 @@ resource "aws_iam_role_policy" "dispatcher" {
   policy = data.aws_iam_policy_document.dispatcher.json
 }
 
-resource "aws_iam_role_policy_attachment" "dispatcher_vpc_access" {
+# ENI management for the dispatcher in a VPC (dispatcher.in_vpc), instead of the AWS managed
+# AWSLambdaVPCAccessExecutionRole (log writes and ec2 actions on "*"): what Lambda uses the execution
+# role for (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions).
+data "aws_iam_policy_document" "dispatcher_vpc_access" {
   count = var.dispatcher.in_vpc ? 1 : 0
 
-  role       = aws_iam_role.dispatcher.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+  # Describe* have no resource-level permissions: "*" only.
+  statement {
+    sid       = "DescribeNetwork"
+    actions   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid     = "CreateInterfaceInOwnSubnets"
+    actions = ["ec2:CreateNetworkInterface"]
+    resources = concat(
+      ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"],
+      [for id in var.subnet_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${id}"],
+      [for id in var.security_group_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/${id}"],
+    )
+  }
+
+  # Lambda creates the interfaces, so their IDs are unknown here: the account's and region's.
+  statement {
+    sid       = "ManageInterfaces"
+    actions   = ["ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "dispatcher_vpc_access" {
+  count = var.dispatcher.in_vpc ? 1 : 0
+
+  name   = "inferstack-dispatcher-vpc-access"
+  role   = aws_iam_role.dispatcher.id
+  policy = data.aws_iam_policy_document.dispatcher_vpc_access[0].json
 }
 
 # ------------------------------------------------------------- Batch service

@@ -205,7 +205,11 @@ variable "dispatcher" {
   description = <<-EOT
     Dispatcher function and its SQS event source mapping.
     - memory_size / timeout: of the function (it only lists, writes manifests and submits jobs).
-    - reserved_concurrency: upper bound of concurrent dispatchers (-1 = unreserved).
+    - maximum_concurrency: upper bound of concurrent dispatchers, set on the SQS event source mapping (2-1000;
+      0 = no bound). It reserves nothing, so it deploys in a new account whose reduced Lambda concurrency quota
+      leaves no room for a reservation (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+    - reserved_concurrency: concurrency reserved for the dispatcher; -1 (the default) reserves none. An opt-in for
+      accounts with room above the unreserved minimum (100); at least maximum_concurrency (which must then be set).
     - batch_size / maximum_batching_window_seconds: how many S3 events one invocation receives and how long
       the mapping waits to fill a batch; larger batches mean fewer, larger array jobs.
     - in_vpc: run the function in subnet_ids (it then needs routes to S3, SQS, Batch, KMS and Logs).
@@ -213,7 +217,8 @@ variable "dispatcher" {
   type = object({
     memory_size                     = optional(number, 512)
     timeout                         = optional(number, 120)
-    reserved_concurrency            = optional(number, 5)
+    maximum_concurrency             = optional(number, 5)
+    reserved_concurrency            = optional(number, -1)
     batch_size                      = optional(number, 100)
     maximum_batching_window_seconds = optional(number, 30)
     in_vpc                          = optional(bool, false)
@@ -230,6 +235,16 @@ variable "dispatcher" {
   validation {
     condition     = var.dispatcher.reserved_concurrency >= -1
     error_message = "dispatcher.reserved_concurrency must be -1 (unreserved) or >= 0."
+  }
+
+  validation {
+    condition     = var.dispatcher.maximum_concurrency == 0 || (var.dispatcher.maximum_concurrency >= 2 && var.dispatcher.maximum_concurrency <= 1000 && floor(var.dispatcher.maximum_concurrency) == var.dispatcher.maximum_concurrency)
+    error_message = "dispatcher.maximum_concurrency must be a whole number from 2 to 1000 (the SQS event source mapping's range), or 0 for no bound."
+  }
+
+  validation {
+    condition     = var.dispatcher.reserved_concurrency <= 0 || (var.dispatcher.maximum_concurrency != 0 && var.dispatcher.maximum_concurrency <= var.dispatcher.reserved_concurrency)
+    error_message = "dispatcher.maximum_concurrency must not exceed dispatcher.reserved_concurrency: the mapping would invoke more dispatchers than may run, and they would be throttled."
   }
 
   validation {

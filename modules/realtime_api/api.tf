@@ -1,5 +1,6 @@
 ###############################################################################
-# API Gateway REST API: POST /predict -> Lambda alias (proxy), API key + usage plan
+# API Gateway REST API: POST /predict -> Lambda alias (proxy), API key + usage
+# plan and/or IAM (SigV4) authorization
 ###############################################################################
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -38,8 +39,8 @@ resource "aws_api_gateway_method" "predict" {
   rest_api_id          = aws_api_gateway_rest_api.this.id
   resource_id          = aws_api_gateway_resource.predict.id
   http_method          = "POST"
-  authorization        = "NONE"
-  api_key_required     = true
+  authorization        = var.api.authorization
+  api_key_required     = var.api.api_key_required
   request_validator_id = aws_api_gateway_request_validator.parameters.id
 
   request_parameters = {
@@ -91,10 +92,20 @@ resource "aws_cloudwatch_log_group" "api_access" {
   tags              = var.tags
 }
 
+# Execution logs: API Gateway writes them to this name; created here for retention and KMS.
+resource "aws_cloudwatch_log_group" "api_execution" {
+  count = var.api.logging_level == "OFF" ? 0 : 1
+
+  name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.this.id}/${var.api.stage_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
 resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV_AWS_120:POST /predict responses are per-image and never cached; a cache cluster would only cost money.
   #checkov:skip=CKV2_AWS_51:Client certificates authenticate API Gateway to HTTP backends; the only backend is a Lambda proxy integration.
-  #checkov:skip=CKV2_AWS_4:Execution logging needs the region-wide API Gateway CloudWatch role (account setting outside this module); set api.logging_level once it exists. JSON access logs are always on.
+  #checkov:skip=CKV2_AWS_4:Execution logging is on at ERROR and method metrics are on by default (api.logging_level, api.metrics_enabled; asserted by the "defaults" run of tests/realtime_api.tftest.hcl); checkov cannot read values from an object variable's optional() defaults. The account CloudWatch role it needs is set with create_api_gateway_account.
   rest_api_id          = aws_api_gateway_rest_api.this.id
   deployment_id        = aws_api_gateway_deployment.this.id
   stage_name           = var.api.stage_name
@@ -123,10 +134,14 @@ resource "aws_api_gateway_stage" "this" {
       errorType          = "$context.error.responseType"
       wafStatus          = "$context.waf.status"
       xrayTraceId        = "$context.xrayTraceId"
+      userArn            = "$context.identity.userArn"
     })
   }
 
   tags = var.tags
+
+  # Logging needs the account's CloudWatch role (set here with create_api_gateway_account).
+  depends_on = [aws_api_gateway_account.this]
 }
 
 resource "aws_api_gateway_method_settings" "all" {
@@ -136,7 +151,9 @@ resource "aws_api_gateway_method_settings" "all" {
   method_path = "*/*"
 
   settings {
-    metrics_enabled        = var.api.metrics_enabled
+    metrics_enabled = var.api.metrics_enabled
+    # ERROR by default: the module creates the log group, and the account role
+    # that access logging needs serves execution logging too.
     logging_level          = var.api.logging_level
     data_trace_enabled     = false
     throttling_rate_limit  = var.api.throttling_rate_limit
@@ -144,9 +161,14 @@ resource "aws_api_gateway_method_settings" "all" {
     caching_enabled        = false
     cache_data_encrypted   = true
   }
+
+  depends_on = [aws_cloudwatch_log_group.api_execution]
 }
 
+# API key and usage plan: only where the method requires a key (api.api_key_required).
 resource "aws_api_gateway_api_key" "this" {
+  count = var.api.api_key_required ? 1 : 0
+
   name        = "${local.api_name}-default"
   description = "Default key of ${local.api_name}"
   enabled     = true
@@ -154,6 +176,8 @@ resource "aws_api_gateway_api_key" "this" {
 }
 
 resource "aws_api_gateway_usage_plan" "this" {
+  count = var.api.api_key_required ? 1 : 0
+
   name        = "${local.api_name}-default"
   description = "Throttling and quota per API key"
 
@@ -179,7 +203,24 @@ resource "aws_api_gateway_usage_plan" "this" {
 }
 
 resource "aws_api_gateway_usage_plan_key" "this" {
-  key_id        = aws_api_gateway_api_key.this.id
+  count = var.api.api_key_required ? 1 : 0
+
+  key_id        = aws_api_gateway_api_key.this[0].id
   key_type      = "API_KEY"
-  usage_plan_id = aws_api_gateway_usage_plan.this.id
+  usage_plan_id = aws_api_gateway_usage_plan.this[0].id
+}
+
+moved {
+  from = aws_api_gateway_api_key.this
+  to   = aws_api_gateway_api_key.this[0]
+}
+
+moved {
+  from = aws_api_gateway_usage_plan.this
+  to   = aws_api_gateway_usage_plan.this[0]
+}
+
+moved {
+  from = aws_api_gateway_usage_plan_key.this
+  to   = aws_api_gateway_usage_plan_key.this[0]
 }

@@ -78,10 +78,50 @@ resource "aws_iam_role_policy" "function" {
   policy = data.aws_iam_policy_document.function.json
 }
 
-# ENI management for a function in a VPC (ec2:CreateNetworkInterface etc. accept only "*").
-resource "aws_iam_role_policy_attachment" "vpc_access" {
+# ENI management for a function in a VPC, instead of the AWS managed
+# AWSLambdaVPCAccessExecutionRole (log writes and ec2 actions on "*"). Lambda uses
+# these permissions of the execution role to create and delete the function's
+# network interfaces (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions);
+# the function's own code never calls EC2.
+data "aws_iam_policy_document" "vpc_access" {
   count = local.enable_vpc ? 1 : 0
 
-  role       = aws_iam_role.function.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+  # Describe* have no resource-level permissions: "*" only.
+  statement {
+    sid       = "DescribeNetwork"
+    actions   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+    resources = ["*"]
+  }
+
+  # New interfaces only in the function's subnets, with its security groups.
+  statement {
+    sid     = "CreateInterfaceInOwnSubnets"
+    actions = ["ec2:CreateNetworkInterface"]
+    resources = concat(
+      ["${local.ec2_arn}:network-interface/*"],
+      [for id in var.subnet_ids : "${local.ec2_arn}:subnet/${id}"],
+      [for id in var.security_group_ids : "${local.ec2_arn}:security-group/${id}"],
+    )
+  }
+
+  # Interfaces are created by Lambda, so their IDs are unknown here: every
+  # interface of this account and region (what the Lambda guide asks for
+  # DeleteNetworkInterface), not "*".
+  statement {
+    sid = "ManageInterfaces"
+    actions = [
+      "ec2:DeleteNetworkInterface",
+      "ec2:AssignPrivateIpAddresses",
+      "ec2:UnassignPrivateIpAddresses",
+    ]
+    resources = ["${local.ec2_arn}:network-interface/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "vpc_access" {
+  count = local.enable_vpc ? 1 : 0
+
+  name   = "inferstack-predict-vpc-access"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.vpc_access[0].json
 }

@@ -49,6 +49,7 @@ resource "aws_lambda_function" "this" {
       MAX_IMAGE_BYTES              = tostring(var.max_image_bytes)
       MAX_IMAGE_PIXELS             = tostring(var.max_image_pixels)
       DEFAULT_TOP_K                = tostring(var.default_top_k)
+      BINARY_MEDIA_TYPES           = local.binary_media_types_env
       POWERTOOLS_SERVICE_NAME      = "inferstack-predict"
       POWERTOOLS_METRICS_NAMESPACE = "Inferstack"
       LOG_LEVEL                    = var.log_level
@@ -72,7 +73,7 @@ resource "aws_lambda_function" "this" {
   depends_on = [
     aws_cloudwatch_log_group.function,
     aws_iam_role_policy.function,
-    aws_iam_role_policy_attachment.vpc_access,
+    aws_iam_role_policy.vpc_access,
   ]
 }
 

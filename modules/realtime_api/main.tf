@@ -1,3 +1,4 @@
+data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
@@ -12,14 +13,20 @@ locals {
   create_layer = var.layer_zip_path != null
   layer_arn    = local.create_layer ? aws_lambda_layer_version.runtime[0].arn : var.layer_arn
 
-  enable_vpc  = length(var.subnet_ids) > 0
-  waf_logging = var.enable_waf && var.waf.enable_logging
+  enable_vpc = length(var.subnet_ids) > 0
+  ec2_arn    = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+
+  # One list for API Gateway (binary media types) and the function (BINARY_MEDIA_TYPES):
+  # a type the handler accepts but the API does not encode would reach it mangled.
+  binary_media_types_env = join(",", var.api.binary_media_types)
+  waf_logging            = var.enable_waf && var.waf.enable_logging
 
   log_group_names = merge(
     {
       function   = aws_cloudwatch_log_group.function.name
       api_access = aws_cloudwatch_log_group.api_access.name
     },
+    var.api.logging_level == "OFF" ? {} : { api_execution = aws_cloudwatch_log_group.api_execution[0].name },
     local.waf_logging ? { waf = aws_cloudwatch_log_group.waf[0].name } : {},
   )
 }

@@ -29,24 +29,42 @@ output "invoke_url" {
 }
 
 output "predict_url" {
-  description = "URL of POST /predict (send the API key in the x-api-key header)."
+  description = "URL of POST /predict (send the API key in the x-api-key header; with AWS_IAM authorization, sign the request with SigV4)."
   value       = "${aws_api_gateway_stage.this.invoke_url}/${aws_api_gateway_resource.predict.path_part}"
 }
 
+output "authorization" {
+  description = "Authorization of POST /predict: NONE (API key) or AWS_IAM (SigV4, service execute-api), and whether an API key is required."
+  value = {
+    type             = aws_api_gateway_method.predict.authorization
+    api_key_required = aws_api_gateway_method.predict.api_key_required
+  }
+}
+
+output "execute_api_arn" {
+  description = "ARN of POST /predict on the stage: with AWS_IAM authorization, a caller's IAM policy must allow execute-api:Invoke on it. Clients sign with SigV4 for service \"execute-api\" in the stack's region, e.g. `curl --aws-sigv4 \"aws:amz:<region>:execute-api\" --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\"` (plus `-H \"x-amz-security-token: $AWS_SESSION_TOKEN\"` for temporary credentials)."
+  value       = "${aws_api_gateway_rest_api.this.execution_arn}/${aws_api_gateway_stage.this.stage_name}/${aws_api_gateway_method.predict.http_method}/${aws_api_gateway_resource.predict.path_part}"
+}
+
 output "api_key_id" {
-  description = "ID of the default API key."
-  value       = aws_api_gateway_api_key.this.id
+  description = "ID of the default API key; null when api.api_key_required = false."
+  value       = one(aws_api_gateway_api_key.this[*].id)
 }
 
 output "api_key_value" {
-  description = "Value of the default API key (x-api-key header)."
-  value       = aws_api_gateway_api_key.this.value
+  description = "Value of the default API key (x-api-key header); null when api.api_key_required = false."
+  value       = one(aws_api_gateway_api_key.this[*].value)
   sensitive   = true
 }
 
 output "usage_plan_id" {
-  description = "ID of the usage plan (attach more keys to it)."
-  value       = aws_api_gateway_usage_plan.this.id
+  description = "ID of the usage plan (attach more keys to it); null when api.api_key_required = false."
+  value       = one(aws_api_gateway_usage_plan.this[*].id)
+}
+
+output "binary_media_types" {
+  description = "Binary media types of the API, also the image Content-Types the function accepts (BINARY_MEDIA_TYPES)."
+  value       = aws_api_gateway_rest_api.this.binary_media_types
 }
 
 output "function_name" {
@@ -85,8 +103,13 @@ output "layer_arn" {
 }
 
 output "log_group_names" {
-  description = "Log groups of the module by purpose: function, api_access and (with WAF logging) waf."
+  description = "Log groups of the module by purpose: function, api_access, api_execution (unless api.logging_level = OFF) and waf (with WAF logging)."
   value       = local.log_group_names
+}
+
+output "api_gateway_cloudwatch_role_arn" {
+  description = "ARN of the API Gateway account CloudWatch role the module set (create_api_gateway_account); null otherwise."
+  value       = one(aws_api_gateway_account.this[*].cloudwatch_role_arn)
 }
 
 output "web_acl_arn" {

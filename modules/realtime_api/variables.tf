@@ -88,13 +88,15 @@ variable "runtime" {
 
 variable "memory_size" {
   description = <<-EOT
-    Memory of the function in MB; Lambda allocates CPU in proportion (1 full vCPU at 1769 MB, 2 vCPUs from 3538 MB).
-    The default 3538 gives the interpreter two threads: ResNet-50 int8 takes about 91 ms per image on one thread
-    and 46 ms on two, so the price per request (GB-seconds) stays about the same while latency halves.
-    1769 is the cheapest setting that still has a whole vCPU; below it inference slows down in proportion.
+    Memory of the function in MB; Lambda allocates CPU in proportion (one vCPU's worth at 1769 MB).
+    The default, 3008, is the largest size a new AWS account may set (new accounts have a reduced memory quota;
+    AWS raises it with use) and gives about 1.7 vCPUs: the function sees 2 CPUs and runs a 2-thread interpreter.
+    ResNet-50 int8 takes about 91 ms per image on one full vCPU, so about 54 ms here, at about the same price per
+    request (GB-seconds) as 1769 MB. Larger sizes (3538 = 2 full vCPUs, 46 ms) are an opt-in for accounts whose
+    Lambda memory quota allows them; 1769 is the cheapest size with a whole vCPU.
   EOT
   type        = number
-  default     = 3538
+  default     = 3008
   nullable    = false
 
   validation {
@@ -116,9 +118,14 @@ variable "timeout" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrent executions of the function: an upper bound that protects the rest of the account (and the model bucket) from a traffic spike. -1 removes the reservation; 0 throttles every invocation."
+  description = <<-EOT
+    Reserved concurrent executions of the function. -1 (the default) reserves nothing: the function shares the account's
+    unreserved pool, and API Gateway throttling (api.*) bounds the load. A reservation is an opt-in for accounts with
+    room for it: Lambda refuses one that takes the account's unreserved concurrency under its minimum (100; a new
+    account's reduced quota can be that minimum itself, leaving nothing to reserve). 0 throttles every invocation.
+  EOT
   type        = number
-  default     = 20
+  default     = -1
   nullable    = false
 
   validation {
@@ -128,7 +135,7 @@ variable "reserved_concurrency" {
 }
 
 variable "provisioned_concurrency" {
-  description = "Provisioned concurrent executions on the `live` alias (pre-initialised environments with the model loaded, no cold start). 0 turns it off: set 0 on emulators, which have no API for it."
+  description = "Provisioned concurrent executions on the `live` alias (pre-initialised environments with the model loaded, no cold start). 0 (the default) turns it off: it is billed while idle, and it comes out of the account's unreserved concurrency, which Lambda keeps at its minimum (100; a new account's reduced quota may have nothing above it). Emulators have no API for it."
   type        = number
   default     = 0
   nullable    = false
@@ -290,30 +297,37 @@ variable "api" {
   description = <<-EOT
     REST API settings.
     - stage_name: the single stage (URL path segment).
+    - authorization: of POST /predict. "NONE" (the default; callers are identified by their API key only) or "AWS_IAM":
+      every request must be signed with AWS Signature Version 4 (service "execute-api") by an identity whose IAM policy
+      allows execute-api:Invoke on the `execute_api_arn` output. An API key identifies a caller; SigV4 authenticates one.
+    - api_key_required: callers must send an API key (x-api-key) of the usage plan; also with AWS_IAM (keys then meter
+      and throttle authenticated callers). false with "NONE" is refused: the API would be open to anyone.
     - throttling_rate_limit / throttling_burst_limit: stage-wide steady requests per second and burst, all clients together.
     - key_rate_limit / key_burst_limit: per API key (usage plan); null = the stage values.
     - quota_limit / quota_period: requests per API key per DAY, WEEK or MONTH; 0 = no quota.
     - binary_media_types: Content-Types API Gateway passes to the function base64-encoded (isBase64Encoded = true).
-      The image types only, not "*/*": with "*/*" application/json bodies would be base64-encoded too,
-      and a client sending JSON would depend on the function undoing an encoding it never asked for.
-      Content-Types outside the list are delivered as text, so raw images must be sent with one of these types.
+      The same list reaches the function (BINARY_MEDIA_TYPES), which accepts exactly these types plus application/json:
+      a type outside the list would arrive as text, its bytes mangled. Exact types only (no wildcards), never JSON.
       [] = JSON bodies only. moto 5.2.5 as shipped drops binaryMediaTypes on CreateRestApi (and appends "" on
       updates), so there only [] plans clean; the project's emulator launcher (inferstack.local.motoserver) keeps them.
     - metrics_enabled: per-method CloudWatch metrics.
-    - logging_level: execution logging (OFF, ERROR, INFO). Needs the region's API Gateway account CloudWatch role,
-      an account-wide setting outside this module; access logs (JSON, own log group) are always on.
+    - logging_level: execution logging (OFF, ERROR, INFO) into `API-Gateway-Execution-Logs_<api id>/<stage>`, which the
+      module creates with retention and KMS. Like the access logs (JSON, own log group, always on) it needs the region's
+      API Gateway CloudWatch role: see create_api_gateway_account.
   EOT
   type = object({
     stage_name             = optional(string, "v1")
+    authorization          = optional(string, "NONE")
+    api_key_required       = optional(bool, true)
     throttling_rate_limit  = optional(number, 50)
     throttling_burst_limit = optional(number, 100)
     key_rate_limit         = optional(number)
     key_burst_limit        = optional(number)
     quota_limit            = optional(number, 100000)
     quota_period           = optional(string, "MONTH")
-    binary_media_types     = optional(list(string), ["image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif", "application/octet-stream"])
+    binary_media_types     = optional(list(string), ["image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/webp", "image/bmp", "image/x-bmp", "image/x-ms-bmp", "image/gif", "application/octet-stream"])
     metrics_enabled        = optional(bool, true)
-    logging_level          = optional(string, "OFF")
+    logging_level          = optional(string, "ERROR")
   })
   default  = {}
   nullable = false
@@ -321,6 +335,16 @@ variable "api" {
   validation {
     condition     = can(regex("^[A-Za-z0-9_]{1,128}$", var.api.stage_name))
     error_message = "api.stage_name must be 1-128 characters of letters, digits and '_'."
+  }
+
+  validation {
+    condition     = contains(["NONE", "AWS_IAM"], var.api.authorization)
+    error_message = "api.authorization must be \"NONE\" (API key only) or \"AWS_IAM\" (SigV4-signed requests)."
+  }
+
+  validation {
+    condition     = var.api.authorization == "AWS_IAM" || var.api.api_key_required
+    error_message = "api.api_key_required = false needs api.authorization = \"AWS_IAM\": otherwise anyone could call the API."
   }
 
   validation {
@@ -339,14 +363,34 @@ variable "api" {
   }
 
   validation {
-    condition     = alltrue([for t in var.api.binary_media_types : can(regex("^[a-z*]+/[a-zA-Z0-9.+*-]+$", t)) && !startswith(t, "application/json")])
-    error_message = "api.binary_media_types must be media types (type/subtype) and must not contain application/json: JSON requests must reach the function as text."
+    condition     = alltrue([for t in var.api.binary_media_types : can(regex("^[a-z]+/[a-z0-9][a-z0-9.+-]*$", t)) && t != "application/json" && !endswith(t, "+json")])
+    error_message = "api.binary_media_types must be exact lower-case media types (type/subtype, no wildcards) and no JSON type: JSON requests must reach the function as text."
+  }
+
+  validation {
+    condition     = length(var.api.binary_media_types) == length(distinct(var.api.binary_media_types)) && length(join("|", var.api.binary_media_types)) <= 480
+    error_message = "api.binary_media_types must not repeat a type, and must fit in 480 characters joined (the web ACL matches them in one regex of at most 512)."
   }
 
   validation {
     condition     = contains(["OFF", "ERROR", "INFO"], var.api.logging_level)
     error_message = "api.logging_level must be OFF, ERROR or INFO."
   }
+}
+
+variable "create_api_gateway_account" {
+  description = <<-EOT
+    Create the IAM role API Gateway writes CloudWatch Logs with (AWS managed policy AmazonAPIGatewayPushToCloudWatchLogs)
+    and set it as the API Gateway account's CloudWatch role (aws_api_gateway_account). This is an account-wide,
+    per-region setting, not part of this API: there is one per account and region, and every REST API there uses it.
+    A stage with access or execution logging cannot be created until it is set ("CloudWatch Logs role ARN must be set
+    in account settings"). Off by default in the module: turn it on in the one stack that owns the region's setting;
+    leave it off where the account already has the role (a landing zone, another stack), since this would replace it.
+    Destroying the module resets the setting (reset_on_delete).
+  EOT
+  type        = bool
+  default     = false
+  nullable    = false
 }
 
 ###############################################################################
@@ -369,9 +413,11 @@ variable "waf" {
       WAF itself only sees the first body_inspection_limit of a body). The default, 6 MiB, is the synchronous
       Lambda payload limit: nothing larger can succeed, so it is refused at the edge.
     - body_inspection_limit: how much of the body the managed rules and the size rule see: KB_16 (free), KB_32, KB_48, KB_64.
-    - common_rule_set_count_overrides: rules of AWSManagedRulesCommonRuleSet switched from block to count.
-      SizeRestrictions_BODY blocks every body over 8 KB, i.e. every real image, so it is always counted;
-      add e.g. CrossSiteScripting_BODY if its logs show raw binary images tripping it.
+    - common_rule_set_count_overrides: more rules of AWSManagedRulesCommonRuleSet switched from block to count (e.g.
+      NoUserAgent_HEADER). Its body rules are handled by the module: SizeRestrictions_BODY (every body over 8 KB, i.e.
+      every image) is always counted; CrossSiteScripting_BODY, GenericLFI_BODY, GenericRFI_BODY and EC2MetaDataSSRF_BODY
+      are counted in the group and enforced by the next rule on every body that is not one of api.binary_media_types
+      (raw image bytes, EXIF included, can look like those patterns; a JSON body is text and stays inspected).
     - enable_anonymous_ip_list: AWSManagedRulesAnonymousIpList (Tor, anonymising proxies and VPNs blocked; its
       HostingProviderIPList rule only counts, because legitimate server-side callers run in cloud hosting).
     - enable_logging: send WAF logs to a CloudWatch log group `aws-waf-logs-<name_prefix>-api` (x-api-key redacted).
@@ -381,7 +427,7 @@ variable "waf" {
     rate_limit_window_seconds       = optional(number, 300)
     max_body_bytes                  = optional(number, 6291456)
     body_inspection_limit           = optional(string, "KB_16")
-    common_rule_set_count_overrides = optional(list(string), ["SizeRestrictions_BODY"])
+    common_rule_set_count_overrides = optional(list(string), [])
     enable_anonymous_ip_list        = optional(bool, true)
     enable_logging                  = optional(bool, true)
   })
@@ -409,7 +455,33 @@ variable "waf" {
   }
 
   validation {
-    condition     = contains(var.waf.common_rule_set_count_overrides, "SizeRestrictions_BODY")
-    error_message = "waf.common_rule_set_count_overrides must keep SizeRestrictions_BODY: it blocks every request body over 8 KB, i.e. every image."
+    condition     = alltrue([for r in var.waf.common_rule_set_count_overrides : can(regex("^[A-Za-z0-9_]+$", r))])
+    error_message = "waf.common_rule_set_count_overrides must be rule names of AWSManagedRulesCommonRuleSet, e.g. NoUserAgent_HEADER."
+  }
+}
+
+variable "model_sha256" {
+  description = "sha256 of the bundle's model.tflite (model_store's `model_sha256`). When set, the function refuses a bundle at `model_uri` whose model.json declares another checksum, so a model swapped in the bucket is never served. Null: the bundle's own model.json is trusted."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.model_sha256 == null || can(regex("^[0-9a-fA-F]{64}$", var.model_sha256))
+    error_message = "model_sha256 must be 64 hex digits (or null)."
+  }
+}
+
+variable "telemetry" {
+  description = "CloudWatch namespace of the function's EMF metrics and the value of their `service` dimension (POWERTOOLS_SERVICE_NAME). Pass the `telemetry` output to modules/observability so its alarms and dashboard watch these names."
+  type = object({
+    namespace = optional(string, "Inferstack")
+    service   = optional(string, "inferstack-predict")
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = length(var.telemetry.namespace) > 0 && !startswith(var.telemetry.namespace, "AWS/") && length(var.telemetry.service) > 0
+    error_message = "telemetry.namespace must be non-empty and must not start with \"AWS/\"; telemetry.service must be non-empty."
   }
 }

@@ -8,8 +8,24 @@
 #   2 aws-ip-reputation     AWSManagedRulesAmazonIpReputationList
 #   3 aws-anonymous-ip      AWSManagedRulesAnonymousIpList (switch), hosting
 #                           providers counted: server-side callers run there
-#   4 aws-common            AWSManagedRulesCommonRuleSet, SizeRestrictions_BODY counted
-#   5 aws-known-bad-inputs  AWSManagedRulesKnownBadInputsRuleSet (Log4j, ...)
+#   4 aws-common            AWSManagedRulesCommonRuleSet; its body rules counted
+#                           (they only label the request): see below
+#   5 aws-common-body-non-binary
+#                           block a request labelled by one of those body rules
+#                           (size excepted) unless its Content-Type is one of
+#                           the API's binary media types
+#   6 aws-known-bad-inputs  AWSManagedRulesKnownBadInputsRuleSet (Log4j, ...)
+#
+# Why the body rules are split: the common rule set's XSS, LFI, RFI and SSRF
+# body rules match text patterns in the first body_inspection_limit bytes. A
+# raw JPEG or PNG (compressed data, EXIF text) can contain such byte sequences
+# and would be refused with 403, although the function only ever decodes it as
+# an image. So in the group they count (and label the request), and rule 5
+# enforces them on every other body, JSON included, as AWS recommends for
+# exceptions to managed rules (label match + scope statement:
+# https://docs.aws.amazon.com/waf/latest/developerguide/web-acl-rule-group-override-options.html).
+# SizeRestrictions_BODY (any body over 8 KB) is counted for every body: a JSON
+# body carries a base64 image and is larger than that too.
 #
 # What the body-size rule can enforce: WAF receives at most the first
 # body_inspection_limit (16-64 KB) of a body, so a size constraint on the body
@@ -23,6 +39,28 @@
 ###############################################################################
 
 locals {
+  # Body rules of AWSManagedRulesCommonRuleSet and the labels they add
+  # (https://docs.aws.amazon.com/waf/latest/developerguide/aws-managed-rule-groups-baseline.html).
+  waf_common_body_rules = {
+    CrossSiteScripting_BODY = "awswaf:managed:aws:core-rule-set:CrossSiteScripting_Body"
+    GenericLFI_BODY         = "awswaf:managed:aws:core-rule-set:GenericLFI_Body"
+    GenericRFI_BODY         = "awswaf:managed:aws:core-rule-set:GenericRFI_Body"
+    EC2MetaDataSSRF_BODY    = "awswaf:managed:aws:core-rule-set:EC2MetaDataSSRF_Body"
+  }
+  # With no binary media type every body is text: the body rules then block as shipped.
+  waf_split_body_rules = length(var.api.binary_media_types) > 0
+  waf_common_count_rules = distinct(concat(
+    ["SizeRestrictions_BODY"],
+    local.waf_split_body_rules ? keys(local.waf_common_body_rules) : [],
+    var.waf.common_rule_set_count_overrides,
+  ))
+  # Content-Type (lower-cased by the rule) that is exactly one of the binary
+  # media types, with or without parameters ("image/jpeg; q=1").
+  waf_binary_content_type_regex = format(
+    "^(%s)[ \\t]*(;.*)?$",
+    join("|", [for t in var.api.binary_media_types : replace(t, "/([.+])/", "\\$1")]),
+  )
+
   waf_max_body_digits = tostring(var.waf.max_body_bytes)
   waf_max_body_len    = length(local.waf_max_body_digits)
 
@@ -224,7 +262,7 @@ resource "aws_wafv2_web_acl" "this" {
         name        = "AWSManagedRulesCommonRuleSet"
 
         dynamic "rule_action_override" {
-          for_each = toset(var.waf.common_rule_set_count_overrides)
+          for_each = toset(local.waf_common_count_rules)
           content {
             name = rule_action_override.value
             action_to_use {
@@ -242,9 +280,63 @@ resource "aws_wafv2_web_acl" "this" {
     }
   }
 
+  dynamic "rule" {
+    for_each = local.waf_split_body_rules ? [1] : []
+    content {
+      name     = "aws-common-body-non-binary"
+      priority = 5
+
+      action {
+        block {}
+      }
+
+      statement {
+        and_statement {
+          statement {
+            or_statement {
+              dynamic "statement" {
+                for_each = local.waf_common_body_rules
+                content {
+                  label_match_statement {
+                    scope = "LABEL"
+                    key   = statement.value
+                  }
+                }
+              }
+            }
+          }
+          statement {
+            not_statement {
+              statement {
+                regex_match_statement {
+                  regex_string = local.waf_binary_content_type_regex
+                  field_to_match {
+                    single_header {
+                      name = "content-type"
+                    }
+                  }
+                  text_transformation {
+                    priority = 0
+                    type     = "LOWERCASE"
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+
+      visibility_config {
+        cloudwatch_metrics_enabled = true
+        metric_name                = "${local.api_name}-aws-common-body-non-binary"
+        sampled_requests_enabled   = true
+      }
+    }
+  }
+
   rule {
     name     = "aws-known-bad-inputs"
-    priority = 5
+    priority = 6
 
     override_action {
       none {}

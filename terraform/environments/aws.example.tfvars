@@ -11,14 +11,19 @@
 # runtime      = "python3.12"
 
 # Real-time function.
+# The defaults deploy in a new account (reduced Lambda quotas): 3008 MB, nothing reserved or
+# provisioned. Raise them once the account's quotas allow (Service Quotas console):
 # predict = {
-#   memory_size          = 3008 # more memory = more vCPU for the interpreter
+#   memory_size          = 3538 # 2 full vCPUs for the interpreter (new accounts: at most 3008)
 #   timeout              = 30
-#   reserved_concurrency = 50
+#   reserved_concurrency = 50   # needs unreserved concurrency above the minimum of 100
 # }
-# provisioned_concurrency = 2 # warm environments with the model loaded; 0 = off
+# provisioned_concurrency = 2 # warm environments with the model loaded, billed while idle; 0 = off
+
+# create_api_gateway_account = false # when the account already has its API Gateway CloudWatch role
 
 # api = {
+#   authorization          = "AWS_IAM" # SigV4-signed requests (execute-api) besides the API key
 #   throttling_rate_limit  = 100
 #   throttling_burst_limit = 200
 #   quota_limit            = 1000000

@@ -20,7 +20,11 @@ skip_requesting_account_id = false
 provisioned_concurrency   = 0     # no provisioned concurrency API
 create_xray_sampling_rule = false # no X-Ray API
 enable_tls_only_policy    = false # object calls answer 403 once a TLS-only policy is attached
-create_batch_service_role = true  # CreateComputeEnvironment refuses a request without serviceRole
+# moto sets the API Gateway account's CloudWatch role, but answers 500 to the value-less patch
+# that resets it on destroy (KeyError in moto.apigateway Account.apply_patch_operations), and it
+# needs no role for a stage's logging.
+create_api_gateway_account = false
+create_batch_service_role  = true # CreateComputeEnvironment refuses a request without serviceRole
 
 # A throw-away emulator: let destroy remove non-empty buckets.
 force_destroy = true

@@ -1,9 +1,12 @@
 """API Gateway REST (Lambda proxy integration), served locally from the deployed API.
 
-Routes, the API-key requirement, usage plan keys and binary media types come from the
-emulator. Requests become the proxy events API Gateway sends (version 1.0 payload) and the
-handler's proxy response becomes the HTTP answer. URLs: http://127.0.0.1:<port>/<stage>/<path>.
-Request validators are honoured for required parameters (headers, query strings).
+Routes, the API-key requirement, the authorization type, usage plan keys and binary media
+types come from the emulator. Requests become the proxy events API Gateway sends (version 1.0
+payload) and the handler's proxy response becomes the HTTP answer. URLs:
+http://127.0.0.1:<port>/<stage>/<path>. Request validators are honoured for required
+parameters (headers, query strings). A method with AWS_IAM authorization needs a SigV4
+signature (service execute-api) by the emulator's credentials, checked as ``sigv4`` says; IAM
+policies are not evaluated. Methods with a Lambda or Cognito authorizer are refused (not served).
 Not emulated: WAF rules, usage-plan throttling and quotas, authorizers, body models.
 """
 
@@ -22,7 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from inferstack.local import sigv4
 from inferstack.local.discovery import RestApi, Route
+from inferstack.local.emulator import FAKE_CREDENTIALS
 from inferstack.local.execenv import InvocationError
 
 MAX_PAYLOAD = 10 * 2**20  # API Gateway's request payload limit
@@ -33,6 +38,13 @@ TOO_LARGE = (413, {"message": "Request Too Long"})
 BAD_GATEWAY = (502, {"message": "Internal server error"})
 
 Invoker = Callable[[str, str | None, dict, str], Any]  # (function, qualifier, event, request id)
+
+# Access keys whose signatures the local API Gateway can verify: the emulator's credentials.
+EMULATOR_KEYS = {
+    FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: sigv4.Secret(
+        FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], FAKE_CREDENTIALS["AWS_SESSION_TOKEN"]
+    )
+}
 
 
 def _path_regex(resource_path: str) -> re.Pattern[str]:
@@ -101,6 +113,7 @@ def build_event(
     api_key: str | None,
     api_key_id: str | None,
     request_id: str,
+    caller: sigv4.Caller | None = None,
 ) -> dict[str, Any]:
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
@@ -147,7 +160,7 @@ def build_event(
                 "apiKeyId": api_key_id,
                 "caller": None,
                 "user": None,
-                "accessKey": None,
+                "accessKey": caller.access_key if caller else None,
             },
             "domainName": f"{api.id}.execute-api.localhost",
             "apiId": api.id,
@@ -172,9 +185,19 @@ def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 class LocalApiGateway:
     """Serves every deployed REST API stage on one local port."""
 
-    def __init__(self, apis: tuple[RestApi, ...], invoke: Invoker, *, port: int = 0) -> None:
+    def __init__(
+        self,
+        apis: tuple[RestApi, ...],
+        invoke: Invoker,
+        *,
+        port: int = 0,
+        region: str | None = None,
+        known_keys: dict[str, sigv4.Secret] | None = None,
+    ) -> None:
         self.apis = apis
         self.invoke = invoke
+        self.region = region  # the region SigV4 signatures must be scoped to (None: any)
+        self.known_keys = EMULATOR_KEYS if known_keys is None else known_keys
         self.requests = 0
         gateway = self
 
@@ -239,10 +262,35 @@ class LocalApiGateway:
             flush=True,
         )
 
+    def _authorize(
+        self, route: Route, req: BaseHTTPRequestHandler, path: str, query: str, body: bytes
+    ) -> tuple[sigv4.Caller | None, tuple[int, list[tuple[str, str]], bytes] | None]:
+        """The method's authorization: NONE passes, AWS_IAM needs a valid SigV4 signature."""
+        if route.authorization_type == "NONE":
+            return None, None
+        if route.authorization_type != "AWS_IAM":
+            message = f"{route.authorization_type} authorization is not served locally"
+            return None, _json(500, {"message": message})
+        try:
+            caller = sigv4.verify(
+                method=req.command,
+                host=req.headers.get("Host") or "",
+                path=path,
+                query=query,
+                headers=list(req.headers.items()),
+                body=body,
+                region=self.region,
+                known_keys=self.known_keys,
+            )
+        except sigv4.SignatureError as refused:
+            return None, _json(403, {"message": refused.message})
+        return caller, None
+
     def _gate(
         self, api: RestApi, stage: str, route: Route, req: BaseHTTPRequestHandler, query: str
     ) -> tuple[str | None, tuple[int, list[tuple[str, str]], bytes] | None]:
-        """What API Gateway checks before the integration: API key, required parameters."""
+        """What API Gateway checks after authorization, before the integration: API key,
+        required parameters."""
         key_id = None
         if route.api_key_required:
             ok, key_id = self._key_ok(api, stage, req.headers.get("x-api-key"))
@@ -259,6 +307,8 @@ class LocalApiGateway:
     def _dispatch(
         self, req: BaseHTTPRequestHandler, path: str, query: str, body: bytes, request_id: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
+        # API Gateway's order: route, IAM authorization (403 "Missing Authentication Token"
+        # when unsigned), API key (403 "Forbidden"), request validation, integration.
         found = self._find(path)
         if found is None:
             return _json(*MISSING_TOKEN)
@@ -267,6 +317,9 @@ class LocalApiGateway:
         if matched is None:
             return _json(*MISSING_TOKEN)
         route, params = matched
+        caller, refusal = self._authorize(route, req, path, query, body)
+        if refusal is not None:
+            return refusal
         given_key = req.headers.get("x-api-key")
         key_id, refusal = self._gate(api, stage, route, req, query)
         if refusal is not None:
@@ -285,6 +338,7 @@ class LocalApiGateway:
             api_key=given_key if route.api_key_required else None,
             api_key_id=key_id,
             request_id=request_id,
+            caller=caller,
         )
         try:
             result = self.invoke(route.function_name, route.qualifier, event, request_id)

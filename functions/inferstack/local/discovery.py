@@ -54,6 +54,7 @@ class Route:
     qualifier: str | None  # alias or version the integration invokes
     # request parameters a validator requires, e.g. ("header", "Content-Type")
     required_parameters: tuple[tuple[str, str], ...] = ()
+    authorization_type: str = "NONE"  # NONE, AWS_IAM, CUSTOM, COGNITO_USER_POOLS
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ def _routes(apigw: Any, api_id: str) -> tuple[Route, ...]:
                         function_name=function_name,
                         qualifier=qualifier,
                         required_parameters=_required_parameters(apigw, api_id, detail),
+                        authorization_type=detail.get("authorizationType") or "NONE",
                     )
                 )
     return tuple(routes)

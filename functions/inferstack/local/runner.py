@@ -63,7 +63,7 @@ class Runner:
         self.stack = discover(endpoint_url, region)
         self.environments: dict[str, ExecutionEnvironment] = {}
         self._env_lock = threading.Lock()
-        self.gateway = LocalApiGateway(self.stack.apis, self.invoke, port=api_port)
+        self.gateway = LocalApiGateway(self.stack.apis, self.invoke, port=api_port, region=region)
         sqs = client("sqs", endpoint_url, region)
         self.pollers = [
             QueuePoller(m, sqs, self.invoke, region, wait_s=sqs_wait_s)

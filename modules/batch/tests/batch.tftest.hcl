@@ -150,6 +150,14 @@ run "defaults" {
     error_message = "dispatcher outside the VPC with X-Ray by default"
   }
   assert {
+    condition     = aws_lambda_function.dispatcher.reserved_concurrent_executions == -1 && aws_lambda_event_source_mapping.dispatcher.scaling_config[0].maximum_concurrency == 5
+    error_message = "the dispatcher reserves no concurrency (a new account has no room for it); the SQS mapping bounds it to 5"
+  }
+  assert {
+    condition     = length(aws_iam_role_policy.dispatcher_vpc_access) == 0
+    error_message = "no ENI permissions outside a VPC"
+  }
+  assert {
     condition     = aws_lambda_event_source_mapping.dispatcher.function_response_types == toset(["ReportBatchItemFailures"]) && aws_lambda_event_source_mapping.dispatcher.batch_size == 100 && aws_lambda_event_source_mapping.dispatcher.maximum_batching_window_in_seconds == 30
     error_message = "event source mapping must report partial batch failures"
   }
@@ -312,6 +320,7 @@ run "switches" {
     dispatcher = {
       in_vpc               = true
       reserved_concurrency = -1
+      maximum_concurrency  = 0
     }
     job = {
       vcpu     = 4
@@ -342,8 +351,24 @@ run "switches" {
     error_message = "KMS queue encryption / visibility timeout ignored"
   }
   assert {
-    condition     = aws_lambda_function.dispatcher.vpc_config[0].subnet_ids == toset(var.subnet_ids) && length(aws_iam_role_policy_attachment.dispatcher_vpc_access) == 1
+    condition     = aws_lambda_function.dispatcher.vpc_config[0].subnet_ids == toset(var.subnet_ids) && length(aws_iam_role_policy.dispatcher_vpc_access) == 1
     error_message = "dispatcher in VPC ignored"
+  }
+  assert {
+    condition     = toset(flatten([for s in data.aws_iam_policy_document.dispatcher_vpc_access[0].statement : s.actions])) == toset(["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"])
+    error_message = "the dispatcher's VPC policy grants exactly the ENI actions Lambda needs (no log writes on *)"
+  }
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.dispatcher_vpc_access[0].statement : s.resources if s.sid == "CreateInterfaceInOwnSubnets"]) == toset(["arn:aws:ec2:eu-west-1:123456789012:network-interface/*", "arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0123456789abcdef0", "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0123456789abcdef0"])
+    error_message = "interfaces may be created only in the given subnets with the given security groups"
+  }
+  assert {
+    condition     = alltrue([for s in data.aws_iam_policy_document.dispatcher_vpc_access[0].statement : s.sid == "DescribeNetwork" || !contains(tolist(s.resources), "*")])
+    error_message = "only the Describe actions may use a * resource"
+  }
+  assert {
+    condition     = aws_lambda_function.dispatcher.reserved_concurrent_executions == -1 && length(aws_lambda_event_source_mapping.dispatcher.scaling_config) == 0
+    error_message = "maximum_concurrency = 0 must drop the mapping's scaling config"
   }
   assert {
     condition     = aws_lambda_function.dispatcher.tracing_config[0].mode == "PassThrough" && aws_lambda_function.dispatcher.architectures == tolist(["x86_64"]) && aws_lambda_function.dispatcher.runtime == "python3.13"

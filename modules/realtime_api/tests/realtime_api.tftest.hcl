@@ -1,6 +1,11 @@
 # Plans and (mocked) applies of modules/realtime_api without any AWS account or emulator.
 
 mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+    }
+  }
   mock_data "aws_region" {
     defaults = {
       name = "eu-west-1"
@@ -86,8 +91,8 @@ run "defaults" {
     error_message = "default runtime/architecture must be python3.12 on arm64"
   }
   assert {
-    condition     = aws_lambda_function.this.memory_size == 3538 && aws_lambda_function.this.timeout == 29
-    error_message = "default memory (2 vCPU) or timeout changed"
+    condition     = aws_lambda_function.this.memory_size == 3008 && aws_lambda_function.this.timeout == 29
+    error_message = "default memory must be 3008 MB, the most a new account may set (timeout 29 s)"
   }
   assert {
     condition     = aws_lambda_function.this.publish == true && aws_lambda_alias.live.name == "live"
@@ -98,8 +103,8 @@ run "defaults" {
     error_message = "source_code_hash must follow the zip"
   }
   assert {
-    condition     = aws_lambda_function.this.reserved_concurrent_executions == 20
-    error_message = "default reserved concurrency must be 20"
+    condition     = aws_lambda_function.this.reserved_concurrent_executions == -1 && length(aws_lambda_provisioned_concurrency_config.live) == 0
+    error_message = "by default nothing is reserved or provisioned: a new account's reduced concurrency quota has no room for it"
   }
   assert {
     condition = aws_lambda_function.this.environment[0].variables == tomap({
@@ -108,6 +113,7 @@ run "defaults" {
       MAX_IMAGE_BYTES              = "4194304"
       MAX_IMAGE_PIXELS             = "40000000"
       DEFAULT_TOP_K                = "5"
+      BINARY_MEDIA_TYPES           = "image/jpeg,image/jpg,image/pjpeg,image/png,image/webp,image/bmp,image/x-bmp,image/x-ms-bmp,image/gif,application/octet-stream"
       POWERTOOLS_SERVICE_NAME      = "inferstack-predict"
       POWERTOOLS_METRICS_NAMESPACE = "Inferstack"
       LOG_LEVEL                    = "INFO"
@@ -119,7 +125,7 @@ run "defaults" {
     error_message = "X-Ray must be active by default"
   }
   assert {
-    condition     = length(aws_lambda_function.this.vpc_config) == 0 && length(aws_iam_role_policy_attachment.vpc_access) == 0
+    condition     = length(aws_lambda_function.this.vpc_config) == 0 && length(aws_iam_role_policy.vpc_access) == 0
     error_message = "no VPC config without subnets"
   }
   assert {
@@ -139,12 +145,28 @@ run "defaults" {
     error_message = "the REST API must be regional"
   }
   assert {
-    condition     = aws_api_gateway_rest_api.this.binary_media_types == tolist(["image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif", "application/octet-stream"])
+    condition     = aws_api_gateway_rest_api.this.binary_media_types == tolist(["image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/webp", "image/bmp", "image/x-bmp", "image/x-ms-bmp", "image/gif", "application/octet-stream"])
     error_message = "default binary media types are the image types"
   }
   assert {
-    condition     = aws_api_gateway_resource.predict.path_part == "predict" && aws_api_gateway_method.predict.http_method == "POST" && aws_api_gateway_method.predict.api_key_required
-    error_message = "POST /predict must require an API key"
+    condition     = split(",", aws_lambda_function.this.environment[0].variables["BINARY_MEDIA_TYPES"]) == aws_api_gateway_rest_api.this.binary_media_types
+    error_message = "the function must accept exactly the API's binary media types (one list for both)"
+  }
+  assert {
+    condition     = aws_api_gateway_resource.predict.path_part == "predict" && aws_api_gateway_method.predict.http_method == "POST" && aws_api_gateway_method.predict.api_key_required && aws_api_gateway_method.predict.authorization == "NONE"
+    error_message = "POST /predict must require an API key (no IAM authorization by default)"
+  }
+  assert {
+    condition     = length(aws_api_gateway_api_key.this) == 1 && length(aws_api_gateway_usage_plan.this) == 1 && length(aws_api_gateway_usage_plan_key.this) == 1
+    error_message = "a key-protected API has its default key in a usage plan"
+  }
+  assert {
+    condition     = aws_api_gateway_method_settings.all.settings[0].logging_level == "ERROR" && aws_cloudwatch_log_group.api_execution[0].retention_in_days == 365 && aws_cloudwatch_log_group.api_execution[0].kms_key_id == var.kms_key_arn
+    error_message = "execution logging at ERROR into a log group with retention and KMS"
+  }
+  assert {
+    condition     = length(aws_api_gateway_account.this) == 0 && length(aws_iam_role.apigateway_cloudwatch) == 0
+    error_message = "the account-wide API Gateway CloudWatch role is opt-in in the module"
   }
   assert {
     condition     = aws_api_gateway_method.predict.request_parameters["method.request.header.Content-Type"] && aws_api_gateway_request_validator.parameters.validate_request_parameters
@@ -163,7 +185,7 @@ run "defaults" {
     error_message = "stage throttling/metrics defaults changed"
   }
   assert {
-    condition     = aws_api_gateway_usage_plan.this.throttle_settings[0].rate_limit == 50 && aws_api_gateway_usage_plan.this.quota_settings[0].limit == 100000 && aws_api_gateway_usage_plan.this.quota_settings[0].period == "MONTH"
+    condition     = aws_api_gateway_usage_plan.this[0].throttle_settings[0].rate_limit == 50 && aws_api_gateway_usage_plan.this[0].quota_settings[0].limit == 100000 && aws_api_gateway_usage_plan.this[0].quota_settings[0].period == "MONTH"
     error_message = "usage plan throttling/quota defaults changed"
   }
   assert {
@@ -186,11 +208,44 @@ run "defaults" {
     error_message = "anonymous IP list is on by default, hosting providers only counted"
   }
   assert {
-    condition = anytrue([
+    condition = toset([
       for o in one([for r in aws_wafv2_web_acl.this[0].rule : r if r.name == "aws-common"]).statement[0].managed_rule_group_statement[0].rule_action_override :
-      o.name == "SizeRestrictions_BODY" && length(o.action_to_use[0].count) == 1
+      o.name if length(o.action_to_use[0].count) == 1
+    ]) == toset(["SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY", "EC2MetaDataSSRF_BODY"])
+    error_message = "the common rule set's body rules must count (and label) instead of blocking raw images"
+  }
+  assert {
+    condition     = one([for r in aws_wafv2_web_acl.this[0].rule : r.priority if r.name == "aws-common-body-non-binary"]) > one([for r in aws_wafv2_web_acl.this[0].rule : r.priority if r.name == "aws-common"]) && length(one([for r in aws_wafv2_web_acl.this[0].rule : r if r.name == "aws-common-body-non-binary"]).action[0].block) == 1
+    error_message = "a blocking rule must follow the common rule set (labels are only visible to later rules)"
+  }
+  assert {
+    condition = toset([
+      for s in one([for r in aws_wafv2_web_acl.this[0].rule : r if r.name == "aws-common-body-non-binary"]).statement[0].and_statement[0].statement[0].or_statement[0].statement :
+      s.label_match_statement[0].key
+    ]) == toset(["awswaf:managed:aws:core-rule-set:CrossSiteScripting_Body", "awswaf:managed:aws:core-rule-set:GenericLFI_Body", "awswaf:managed:aws:core-rule-set:GenericRFI_Body", "awswaf:managed:aws:core-rule-set:EC2MetaDataSSRF_Body"])
+    error_message = "the blocking rule must match the labels of the counted XSS, LFI, RFI and SSRF body rules"
+  }
+  assert {
+    # The scope-down: blocked unless the Content-Type is a binary media type. JSON bodies
+    # (text, possibly an attack) stay inspected; image bodies are exempt.
+    condition = alltrue([
+      for ct, exempt in {
+        "application/json"                = false
+        "application/json; charset=utf-8" = false
+        "text/plain"                      = false
+        ""                                = false
+        "image/jpegx"                     = false
+        "image/svg+xml"                   = false
+        "image/jpeg"                      = true
+        "image/png; charset=binary"       = true
+        "application/octet-stream"        = true
+        "image/x-ms-bmp"                  = true
+        } : can(regex(
+          one([for r in aws_wafv2_web_acl.this[0].rule : r if r.name == "aws-common-body-non-binary"]).statement[0].and_statement[0].statement[1].not_statement[0].statement[0].regex_match_statement[0].regex_string,
+          ct,
+      )) == exempt
     ])
-    error_message = "SizeRestrictions_BODY must be overridden to count"
+    error_message = "only the API's binary media types may be exempt from the body rules; JSON must stay inspected"
   }
   assert {
     condition     = toset([for r in aws_wafv2_regex_pattern_set.content_length_over_limit[0].regular_expression : r.regex_string]) == toset(["^0*[1-9][0-9]{7,}$", "^0*[7-9][0-9]{6}$", "^0*6[3-9][0-9]{5}$", "^0*629[2-9][0-9]{3}$", "^0*6291[5-9][0-9]{2}$", "^0*62914[6-9][0-9]{1}$", "^0*629145[7-9]$"])
@@ -293,8 +348,24 @@ run "in_vpc_with_provisioned_concurrency" {
     error_message = "VPC config must use the given subnets and security groups"
   }
   assert {
-    condition     = length(aws_iam_role_policy_attachment.vpc_access) == 1
+    condition     = length(aws_iam_role_policy.vpc_access) == 1
     error_message = "a function in a VPC needs the ENI permissions"
+  }
+  assert {
+    condition     = alltrue(flatten([for s in data.aws_iam_policy_document.vpc_access[0].statement : [for a in s.actions : startswith(a, "ec2:")]]))
+    error_message = "the VPC policy grants ENI actions only (no logs: the function's own policy writes its log group)"
+  }
+  assert {
+    condition     = toset(flatten([for s in data.aws_iam_policy_document.vpc_access[0].statement : s.actions])) == toset(["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"])
+    error_message = "exactly the ENI actions the Lambda guide lists for VPC access"
+  }
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.vpc_access[0].statement : s.resources if s.sid == "CreateInterfaceInOwnSubnets"]) == toset(["arn:aws:ec2:eu-west-1:123456789012:network-interface/*", "arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0123456789abcdef0", "arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0123456789abcdef1", "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0123456789abcdef0"])
+    error_message = "interfaces may be created only in the function's subnets with its security groups"
+  }
+  assert {
+    condition     = alltrue([for s in data.aws_iam_policy_document.vpc_access[0].statement : s.sid == "DescribeNetwork" || !contains(tolist(s.resources), "*")])
+    error_message = "only the Describe actions (no resource-level permissions) may use a * resource"
   }
   assert {
     condition     = aws_lambda_provisioned_concurrency_config.live[0].provisioned_concurrent_executions == 2 && aws_lambda_provisioned_concurrency_config.live[0].qualifier == "live"
@@ -328,7 +399,7 @@ run "waf_and_tracing_off" {
     error_message = "no X-Ray permissions without tracing"
   }
   assert {
-    condition     = length(aws_api_gateway_usage_plan.this.quota_settings) == 0 && aws_api_gateway_usage_plan.this.throttle_settings[0].rate_limit == 5 && aws_api_gateway_usage_plan.this.throttle_settings[0].burst_limit == 100
+    condition     = length(aws_api_gateway_usage_plan.this[0].quota_settings) == 0 && aws_api_gateway_usage_plan.this[0].throttle_settings[0].rate_limit == 5 && aws_api_gateway_usage_plan.this[0].throttle_settings[0].burst_limit == 100
     error_message = "quota 0 must drop the quota; per-key rate must override the stage rate"
   }
   assert {
@@ -348,7 +419,7 @@ run "waf_small_body_limit_and_larger_window" {
       rate_limit_window_seconds       = 60
       enable_logging                  = false
       enable_anonymous_ip_list        = false
-      common_rule_set_count_overrides = ["SizeRestrictions_BODY", "CrossSiteScripting_BODY"]
+      common_rule_set_count_overrides = ["NoUserAgent_HEADER", "CrossSiteScripting_BODY"]
     }
   }
 
@@ -365,8 +436,8 @@ run "waf_small_body_limit_and_larger_window" {
     error_message = "rate limit ignored"
   }
   assert {
-    condition     = length(one([for r in aws_wafv2_web_acl.this[0].rule : r.statement[0].managed_rule_group_statement[0].rule_action_override if r.name == "aws-common"])) == 2
-    error_message = "extra count overrides ignored"
+    condition     = length(one([for r in aws_wafv2_web_acl.this[0].rule : r.statement[0].managed_rule_group_statement[0].rule_action_override if r.name == "aws-common"])) == 6
+    error_message = "extra count overrides ignored (or a body rule counted twice)"
   }
   assert {
     condition     = length(aws_wafv2_web_acl_logging_configuration.this) == 0 && length(aws_cloudwatch_log_group.waf) == 0
@@ -393,12 +464,20 @@ run "apply_outputs" {
     error_message = "layer_arn output must be the published layer"
   }
   assert {
-    condition     = output.web_acl_arn != null && output.alias_name == "live" && length(aws_wafv2_web_acl.this[0].rule) == 6
-    error_message = "web ACL (6 rules) and alias outputs"
+    condition     = output.web_acl_arn != null && output.alias_name == "live" && length(aws_wafv2_web_acl.this[0].rule) == 7
+    error_message = "web ACL (7 rules) and alias outputs"
   }
   assert {
-    condition     = keys(output.log_group_names) == ["api_access", "function", "waf"]
-    error_message = "log_group_names must list function, api_access and waf"
+    condition     = keys(output.log_group_names) == ["api_access", "api_execution", "function", "waf"]
+    error_message = "log_group_names must list function, api_access, api_execution and waf"
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.api_execution[0].name == "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.this.id}/v1"
+    error_message = "the execution log group must have the name API Gateway writes to"
+  }
+  assert {
+    condition     = output.execute_api_arn == aws_lambda_permission.api.source_arn && output.authorization == { type = "NONE", api_key_required = true }
+    error_message = "execute_api_arn must be the method ARN (what an IAM policy allows execute-api:Invoke on)"
   }
 }
 
@@ -649,11 +728,11 @@ run "rejects_waf_bad_inspection_limit" {
   expect_failures = [var.waf]
 }
 
-run "rejects_waf_blocking_image_bodies" {
+run "rejects_bad_rule_name_override" {
   command = plan
   variables {
     waf = {
-      common_rule_set_count_overrides = []
+      common_rule_set_count_overrides = ["Cross Site Scripting"]
     }
   }
   expect_failures = [var.waf]
@@ -669,7 +748,150 @@ run "json_only_api" {
   }
 
   assert {
-    condition     = length(aws_api_gateway_rest_api.this.binary_media_types) == 0
-    error_message = "an empty list must give a JSON-only API"
+    condition     = length(aws_api_gateway_rest_api.this.binary_media_types) == 0 && aws_lambda_function.this.environment[0].variables["BINARY_MEDIA_TYPES"] == ""
+    error_message = "an empty list must give a JSON-only API and function"
+  }
+  assert {
+    condition     = length([for r in aws_wafv2_web_acl.this[0].rule : r if r.name == "aws-common-body-non-binary"]) == 0 && [for o in one([for r in aws_wafv2_web_acl.this[0].rule : r if r.name == "aws-common"]).statement[0].managed_rule_group_statement[0].rule_action_override : o.name] == ["SizeRestrictions_BODY"]
+    error_message = "without binary bodies the body rules block as shipped (only the size rule counts)"
+  }
+}
+
+###############################################################################
+# API Gateway account CloudWatch role, IAM authorization, media types
+###############################################################################
+
+run "api_gateway_account_role" {
+  variables {
+    create_api_gateway_account = true
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_account.this) == 1 && aws_api_gateway_account.this[0].cloudwatch_role_arn == aws_iam_role.apigateway_cloudwatch[0].arn && aws_api_gateway_account.this[0].reset_on_delete
+    error_message = "the account's CloudWatch role must be set to the role the module creates"
+  }
+  assert {
+    condition     = aws_iam_role_policy_attachment.apigateway_cloudwatch[0].policy_arn == "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+    error_message = "the role gets the AWS managed push-to-CloudWatch policy"
+  }
+  assert {
+    condition     = one(one(data.aws_iam_policy_document.assume_apigateway[0].statement).principals).identifiers == toset(["apigateway.amazonaws.com"])
+    error_message = "only API Gateway may assume the role"
+  }
+  assert {
+    condition     = aws_iam_role.apigateway_cloudwatch[0].name == "demo-api-cloudwatch-eu-west-1"
+    error_message = "role name must carry the region (one setting per region)"
+  }
+  assert {
+    condition     = output.api_gateway_cloudwatch_role_arn == aws_iam_role.apigateway_cloudwatch[0].arn
+    error_message = "the role ARN must be an output"
+  }
+}
+
+run "iam_authorization_without_keys" {
+  variables {
+    api = {
+      authorization    = "AWS_IAM"
+      api_key_required = false
+      logging_level    = "OFF"
+    }
+  }
+
+  assert {
+    condition     = aws_api_gateway_method.predict.authorization == "AWS_IAM" && !aws_api_gateway_method.predict.api_key_required
+    error_message = "POST /predict must use IAM authorization"
+  }
+  assert {
+    condition     = length(aws_api_gateway_api_key.this) == 0 && length(aws_api_gateway_usage_plan.this) == 0 && length(aws_api_gateway_usage_plan_key.this) == 0 && output.api_key_value == null && output.api_key_id == null
+    error_message = "no API key or usage plan when keys are not required"
+  }
+  assert {
+    condition     = aws_lambda_permission.api.principal == "apigateway.amazonaws.com" && aws_lambda_permission.api.source_arn == output.execute_api_arn
+    error_message = "API Gateway still invokes the alias for the method ARN, which IAM policies grant execute-api:Invoke on"
+  }
+  assert {
+    condition     = output.authorization == { type = "AWS_IAM", api_key_required = false }
+    error_message = "authorization output"
+  }
+  assert {
+    condition     = length(aws_cloudwatch_log_group.api_execution) == 0 && aws_api_gateway_method_settings.all.settings[0].logging_level == "OFF" && !contains(keys(output.log_group_names), "api_execution")
+    error_message = "logging_level OFF creates no execution log group"
+  }
+}
+
+run "iam_authorization_with_keys" {
+  command = plan
+
+  variables {
+    api = {
+      authorization = "AWS_IAM"
+    }
+  }
+
+  assert {
+    condition     = aws_api_gateway_method.predict.authorization == "AWS_IAM" && aws_api_gateway_method.predict.api_key_required && length(aws_api_gateway_usage_plan.this) == 1
+    error_message = "IAM authorization and API keys can be combined"
+  }
+}
+
+run "rejects_api_without_authorization_or_key" {
+  command = plan
+  variables {
+    api = {
+      api_key_required = false
+    }
+  }
+  expect_failures = [var.api]
+}
+
+run "rejects_unknown_authorization" {
+  command = plan
+  variables {
+    api = {
+      authorization = "COGNITO_USER_POOLS"
+    }
+  }
+  expect_failures = [var.api]
+}
+
+run "rejects_wildcard_binary_type" {
+  command = plan
+  variables {
+    api = {
+      binary_media_types = ["image/*"]
+    }
+  }
+  expect_failures = [var.api]
+}
+
+run "rejects_json_suffix_binary_type" {
+  command = plan
+  variables {
+    api = {
+      binary_media_types = ["application/problem+json"]
+    }
+  }
+  expect_failures = [var.api]
+}
+
+run "custom_binary_media_types_reach_the_function_and_waf" {
+  command = plan
+
+  variables {
+    api = {
+      binary_media_types = ["image/jpeg", "image/svg+xml"]
+    }
+  }
+
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables["BINARY_MEDIA_TYPES"] == "image/jpeg,image/svg+xml" && aws_api_gateway_rest_api.this.binary_media_types == tolist(["image/jpeg", "image/svg+xml"])
+    error_message = "the function and the API must get the same list"
+  }
+  assert {
+    condition = alltrue([
+      for ct, exempt in { "image/svg+xml" = true, "image/svgxxml" = false, "image/png" = false, "image/jpeg" = true } :
+      can(regex(one([for r in aws_wafv2_web_acl.this[0].rule : r if r.name == "aws-common-body-non-binary"]).statement[0].and_statement[0].statement[1].not_statement[0].statement[0].regex_match_statement[0].regex_string, ct)) == exempt
+    ])
+    error_message = "the WAF exemption must follow the configured list, with regex characters escaped"
   }
 }
