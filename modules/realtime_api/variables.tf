@@ -91,8 +91,8 @@ variable "memory_size" {
     Memory of the function in MB; Lambda allocates CPU in proportion (one vCPU's worth at 1769 MB).
     The default, 3008, is the largest size a new AWS account may set (new accounts have a reduced memory quota;
     AWS raises it with use) and gives about 1.7 vCPUs: the function sees 2 CPUs and runs a 2-thread interpreter.
-    ResNet-50 int8 takes about 91 ms per image on one full vCPU, so about 54 ms here, at about the same price per
-    request (GB-seconds) as 1769 MB. Larger sizes (3538 = 2 full vCPUs, 46 ms) are an opt-in for accounts whose
+    ResNet-50 int8 takes about 91 ms per image on one full vCPU, so an estimated 54 ms here (91 / 1.7, not measured
+    on Lambda), at about the same price per request (GB-seconds) as 1769 MB. Larger sizes (3538 = 2 full vCPUs, 46 ms) are an opt-in for accounts whose
     Lambda memory quota allows them; 1769 is the cheapest size with a whole vCPU.
   EOT
   type        = number
