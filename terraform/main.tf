@@ -14,6 +14,11 @@ locals {
   # The worker image's default tag: the project's version (pyproject.toml). The repository's
   # tags are immutable, so a changed worker is pushed under a new batch.worker_image_tag.
   project_version = regex("(?m)^version\\s*=\\s*\"([^\"]+)\"", file("${path.root}/../pyproject.toml"))[0]
+
+  # The one CloudWatch namespace of the functions' and the worker's EMF metrics. The service
+  # names come from the modules that emit them (their `telemetry` outputs), so the alarms and
+  # the dashboard always watch what the code is told to emit.
+  metric_namespace = "Inferstack"
 }
 
 module "model_store" {
@@ -88,8 +93,10 @@ module "realtime_api" {
   log_level               = var.predict.log_level
 
   model_uri        = module.model_store.model_uri
+  model_sha256     = module.model_store.model_sha256
   model_bucket_arn = module.model_store.bucket_arn
   kms_key_arn      = module.model_store.kms_key_arn
+  telemetry        = { namespace = local.metric_namespace }
 
   subnet_ids         = module.network.subnet_ids
   security_group_ids = [module.network.lambda_security_group_id]
@@ -122,7 +129,9 @@ module "batch" {
   security_group_ids = [module.network.batch_security_group_id]
 
   model_uri        = module.model_store.model_uri
+  model_sha256     = module.model_store.model_sha256
   model_bucket_arn = module.model_store.bucket_arn
+  telemetry        = { namespace = local.metric_namespace }
 
   worker_image_tag          = coalesce(var.batch.worker_image_tag, local.project_version)
   worker_image              = var.batch.worker_image
@@ -152,6 +161,14 @@ module "observability" {
   dlq_name                 = module.batch.dlq_name
   job_queue_name           = module.batch.job_queue_name
   job_queue_arn            = module.batch.job_queue_arn
+
+  # What the functions and the worker emit, from the modules that configure them.
+  metric_namespace = local.metric_namespace
+  realtime_metrics = { service = module.realtime_api.telemetry.service }
+  batch_metrics = {
+    dispatcher_service = module.batch.telemetry.dispatcher_service
+    worker_service     = module.batch.telemetry.worker_service
+  }
 
   create_xray_sampling_rule = var.create_xray_sampling_rule
 }

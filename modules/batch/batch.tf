@@ -83,9 +83,11 @@ resource "aws_batch_job_definition" "worker" {
         DATA_BUCKET                  = aws_s3_bucket.data.id
         OUTPUT_PREFIX                = local.output_prefix
         IMAGES_PER_CHILD             = tostring(var.images_per_child)
-        POWERTOOLS_SERVICE_NAME      = "inferstack-worker"
+        POWERTOOLS_SERVICE_NAME      = var.telemetry.worker_service
         POWERTOOLS_METRICS_NAMESPACE = local.powertools.POWERTOOLS_METRICS_NAMESPACE
-      } : { name = k, value = v }
+        # The model the deployment uploaded: a bundle that declares another one is refused.
+        MODEL_SHA256 = var.model_sha256 == null ? null : lower(var.model_sha256)
+      } : { name = k, value = v } if v != null
     ]
     networkConfiguration = {
       assignPublicIp = "DISABLED"

@@ -40,7 +40,7 @@ resource "aws_lambda_function" "dispatcher" {
       MAX_ARRAY_SIZE          = tostring(var.max_array_size)
       JOB_QUEUE               = aws_batch_job_queue.this.arn
       JOB_DEFINITION          = aws_batch_job_definition.worker.arn_prefix
-      POWERTOOLS_SERVICE_NAME = "inferstack-dispatcher"
+      POWERTOOLS_SERVICE_NAME = var.telemetry.dispatcher_service
       LOG_LEVEL               = var.dispatcher.log_level
     })
   }

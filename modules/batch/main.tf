@@ -45,7 +45,7 @@ locals {
   queue_visibility_timeout = coalesce(var.queue.visibility_timeout_seconds, 6 * var.dispatcher.timeout)
 
   powertools = {
-    POWERTOOLS_METRICS_NAMESPACE = "Inferstack"
+    POWERTOOLS_METRICS_NAMESPACE = var.telemetry.namespace
   }
 
   log_group_names = {

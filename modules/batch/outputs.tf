@@ -107,3 +107,8 @@ output "log_group_names" {
   description = "Log groups of the module by purpose: dispatcher and worker."
   value       = local.log_group_names
 }
+
+output "telemetry" {
+  description = "Namespace and `service` dimensions of the dispatcher's and the worker's EMF metrics: pass to modules/observability (`batch_metrics`, `metric_namespace`)."
+  value       = var.telemetry
+}

@@ -486,3 +486,30 @@ variable "compute" {
     error_message = "compute.max_vcpus must fit at least one child (job.vcpu)."
   }
 }
+
+variable "model_sha256" {
+  description = "sha256 of the bundle's model.tflite (model_store's `model_sha256`). When set, workers refuse a bundle at `model_uri` whose model.json declares another checksum (exit 78, no retry). Null: the bundle's own model.json is trusted."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.model_sha256 == null || can(regex("^[0-9a-fA-F]{64}$", var.model_sha256))
+    error_message = "model_sha256 must be 64 hex digits (or null)."
+  }
+}
+
+variable "telemetry" {
+  description = "CloudWatch namespace of the dispatcher's and the worker's EMF metrics and the values of their `service` dimension (POWERTOOLS_SERVICE_NAME). Pass the `telemetry` output to modules/observability so its alarms and dashboard watch these names."
+  type = object({
+    namespace          = optional(string, "Inferstack")
+    dispatcher_service = optional(string, "inferstack-dispatcher")
+    worker_service     = optional(string, "inferstack-batch-worker")
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = length(var.telemetry.namespace) > 0 && !startswith(var.telemetry.namespace, "AWS/") && length(var.telemetry.dispatcher_service) > 0 && length(var.telemetry.worker_service) > 0
+    error_message = "telemetry.namespace must be non-empty and must not start with \"AWS/\"; the service names must be non-empty."
+  }
+}

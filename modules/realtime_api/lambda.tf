@@ -43,17 +43,20 @@ resource "aws_lambda_function" "this" {
   kms_key_arn                    = var.kms_key_arn
 
   environment {
-    variables = {
+    variables = merge({
       MODEL_URI                    = var.model_uri
       MODEL_CACHE_DIR              = "/tmp/model"
       MAX_IMAGE_BYTES              = tostring(var.max_image_bytes)
       MAX_IMAGE_PIXELS             = tostring(var.max_image_pixels)
       DEFAULT_TOP_K                = tostring(var.default_top_k)
       BINARY_MEDIA_TYPES           = local.binary_media_types_env
-      POWERTOOLS_SERVICE_NAME      = "inferstack-predict"
-      POWERTOOLS_METRICS_NAMESPACE = "Inferstack"
+      POWERTOOLS_SERVICE_NAME      = var.telemetry.service
+      POWERTOOLS_METRICS_NAMESPACE = var.telemetry.namespace
       LOG_LEVEL                    = var.log_level
-    }
+      },
+      # The model the deployment uploaded: a bundle that declares another one is refused.
+      var.model_sha256 == null ? {} : { MODEL_SHA256 = lower(var.model_sha256) },
+    )
   }
 
   tracing_config {

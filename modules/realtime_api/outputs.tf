@@ -116,3 +116,8 @@ output "web_acl_arn" {
   description = "ARN of the web ACL, null when enable_waf = false."
   value       = var.enable_waf ? aws_wafv2_web_acl.this[0].arn : null
 }
+
+output "telemetry" {
+  description = "Namespace and `service` dimension of the function's EMF metrics: pass to modules/observability (`realtime_metrics`, `metric_namespace`)."
+  value       = var.telemetry
+}

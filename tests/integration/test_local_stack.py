@@ -25,6 +25,7 @@ from inferstack.local import stack
 from inferstack.local.discovery import client
 from inferstack.local.emulator import port_open
 from inferstack.local.process import pid_alive
+from metric_contract import emitted_metrics, unemitted, unknown_resources, watched_metrics
 from PIL import Image
 from skimage import data
 
@@ -169,6 +170,43 @@ def test_batch_jobs_report_what_ran(endpoints: dict[str, Any]) -> None:
         children = job.get("arrayProperties", {}).get("size")
         if not children:  # a plain job ran exactly once, with exit code 0
             assert [a["container"]["exitCode"] for a in job["attempts"]] == [0]
+
+
+def test_every_alarm_and_graph_watches_a_metric_that_is_emitted(
+    endpoints: dict[str, Any],
+) -> None:
+    """The monitoring of the applied stack against what the real handler, dispatcher and worker
+    printed while the tests above ran (their EMF lines, as CloudWatch Logs would extract them).
+
+    A metric named with a service, namespace or metric name the code does not use would never
+    get a data point: the alarm would stay silent and the graph empty. AWS's own metrics
+    (AWS/Lambda, AWS/ApiGateway, AWS/SQS) are not emitted locally; for them, the resources
+    they name must exist.
+    """
+    region, url = endpoints["region"], endpoints["emulator_url"]
+    watchers = watched_metrics(client("cloudwatch", url, region))
+    assert {w.kind for w in watchers} == {"alarm", "dashboard"}, watchers
+    emitted = emitted_metrics(Path(endpoints["logs"]))
+    own = {w.metric.namespace for w in watchers if not w.metric.namespace.startswith("AWS/")}
+    assert own == {"Inferstack"}, own
+    # The three emitters all reached the logs: an empty set would make the check vacuous.
+    services = {dict(m.dimensions).get("service") for m in emitted}
+    assert {"inferstack-predict", "inferstack-dispatcher", "inferstack-batch-worker"} <= services
+    assert unemitted(watchers, emitted, "Inferstack") == []
+
+    apigw = client("apigateway", url, region)
+    apis = apigw.get_rest_apis()["items"]
+    stages = {s["stageName"] for a in apis for s in apigw.get_stages(restApiId=a["id"])["item"]}
+    queues = client("sqs", url, region).list_queues().get("QueueUrls", [])
+    known = {
+        "FunctionName": {
+            f["FunctionName"] for f in client("lambda", url, region).list_functions()["Functions"]
+        },
+        "ApiName": {a["name"] for a in apis},
+        "Stage": stages,
+        "QueueName": {q.rsplit("/", 1)[1] for q in queues},
+    }
+    assert unknown_resources(watchers, known) == []
 
 
 def test_down_leaves_nothing_running(endpoints: dict[str, Any], local_state: Path) -> None:

@@ -213,7 +213,7 @@ run "defaults" {
       DATA_BUCKET                  = "demo-data-123456789012"
       OUTPUT_PREFIX                = "output/"
       IMAGES_PER_CHILD             = "500"
-      POWERTOOLS_SERVICE_NAME      = "inferstack-worker"
+      POWERTOOLS_SERVICE_NAME      = "inferstack-batch-worker"
       POWERTOOLS_METRICS_NAMESPACE = "Inferstack"
     }
     error_message = "worker environment differs from the contract"
@@ -262,17 +262,17 @@ run "iam_is_scoped" {
     error_message = "dispatcher writes only manifests/"
   }
   assert {
+    # tests/unit/test_dispatcher_permissions.py checks these against the calls the code makes.
+    condition     = !contains(flatten([for s in data.aws_iam_policy_document.dispatcher.statement : s.actions]), "s3:ListBucket") && one([for s in data.aws_iam_policy_document.dispatcher.statement : s.actions if s.sid == "FindExistingJobs"]) == toset(["batch:ListJobs"])
+    error_message = "the dispatcher never lists the bucket nor describes jobs"
+  }
+  assert {
     condition     = one([for s in data.aws_iam_policy_document.job.statement : s.resources if s.sid == "ReadWriteOutput"]) == toset(["arn:aws:s3:::demo-data-123456789012/output/*"])
     error_message = "worker writes only output/"
   }
   assert {
     condition     = one([for s in data.aws_iam_policy_document.job.statement : s.resources if s.sid == "ReadModelBundle"]) == toset(["arn:aws:s3:::demo-models/models/resnet50-int8/1/*"])
     error_message = "worker reads only the model prefix"
-  }
-  assert {
-    # tests/unit/test_dispatcher_permissions.py checks these against the calls the code makes.
-    condition     = !contains(flatten([for s in data.aws_iam_policy_document.dispatcher.statement : s.actions]), "s3:ListBucket") && one([for s in data.aws_iam_policy_document.dispatcher.statement : s.actions if s.sid == "FindExistingJobs"]) == toset(["batch:ListJobs"])
-    error_message = "the dispatcher never lists the bucket nor describes jobs"
   }
   assert {
     condition = alltrue(flatten([
@@ -379,6 +379,14 @@ run "switches" {
     error_message = "no repository with create_ecr_repository = false"
   }
   assert {
+    condition     = length([for s in data.aws_iam_policy_document.execution.statement : s if startswith(s.sid, "Ecr") || s.sid == "PullWorkerImage"]) == 0 && output.worker_image_repository_arn == null
+    error_message = "a public image needs no ECR permission"
+  }
+  assert {
+    condition     = output.worker_image_platform == "linux/amd64"
+    error_message = "an X86_64 job definition needs a linux/amd64 image"
+  }
+  assert {
     condition     = jsondecode(aws_batch_job_definition.worker.container_properties).image == "public.ecr.aws/example/inferstack-worker:1.0.0" && jsondecode(aws_batch_job_definition.worker.container_properties).runtimePlatform.cpuArchitecture == "X86_64"
     error_message = "worker_image / architecture ignored"
   }
@@ -389,14 +397,6 @@ run "switches" {
   assert {
     condition     = aws_batch_job_definition.worker.retry_strategy[0].attempts == 1 && length(aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit) == 0 && aws_batch_job_definition.worker.timeout[0].attempt_duration_seconds == 600
     error_message = "one attempt needs no exit conditions"
-  }
-  assert {
-    condition     = length([for s in data.aws_iam_policy_document.execution.statement : s if startswith(s.sid, "Ecr") || s.sid == "PullWorkerImage"]) == 0 && output.worker_image_repository_arn == null
-    error_message = "a public image needs no ECR permission"
-  }
-  assert {
-    condition     = output.worker_image_platform == "linux/amd64"
-    error_message = "an X86_64 job definition needs a linux/amd64 image"
   }
   assert {
     condition     = aws_batch_compute_environment.fargate.compute_resources[0].type == "FARGATE_SPOT" && aws_batch_compute_environment.fargate.compute_resources[0].max_vcpus == 16
@@ -716,4 +716,76 @@ run "rejects_bad_retention" {
     log_retention_days = 10
   }
   expect_failures = [var.log_retention_days]
+}
+
+run "model_pin_and_telemetry_names" {
+  # The deployed model's checksum reaches the worker, and the metric names the module is told
+  # to use are the ones its code emits and the ones its `telemetry` output hands on.
+  variables {
+    model_sha256 = "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+    telemetry    = { namespace = "Custom", worker_service = "custom-worker" }
+  }
+
+  assert {
+    condition = {
+      for e in jsondecode(aws_batch_job_definition.worker.container_properties).environment : e.name => e.value
+      if startswith(e.name, "MODEL_SHA256") || startswith(e.name, "POWERTOOLS_")
+      } == {
+      MODEL_SHA256                 = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+      POWERTOOLS_SERVICE_NAME      = "custom-worker"
+      POWERTOOLS_METRICS_NAMESPACE = "Custom"
+    }
+    error_message = "the worker must get the pinned sha256 and the telemetry names"
+  }
+  assert {
+    condition     = aws_lambda_function.dispatcher.environment[0].variables["POWERTOOLS_SERVICE_NAME"] == "inferstack-dispatcher" && aws_lambda_function.dispatcher.environment[0].variables["POWERTOOLS_METRICS_NAMESPACE"] == "Custom"
+    error_message = "the dispatcher must get the telemetry names"
+  }
+  assert {
+    condition     = output.telemetry == { namespace = "Custom", dispatcher_service = "inferstack-dispatcher", worker_service = "custom-worker" }
+    error_message = "telemetry output must hand on exactly what the code is told to emit"
+  }
+}
+
+run "model_sha256_must_be_hex" {
+  command = plan
+  variables {
+    model_sha256 = "not-a-checksum"
+  }
+  expect_failures = [var.model_sha256]
+}
+
+run "dispatcher_reserved_concurrency_opt_in" {
+  command = plan
+  variables {
+    dispatcher = {
+      reserved_concurrency = 10
+      maximum_concurrency  = 10
+    }
+  }
+  assert {
+    condition     = aws_lambda_function.dispatcher.reserved_concurrent_executions == 10 && aws_lambda_event_source_mapping.dispatcher.scaling_config[0].maximum_concurrency == 10
+    error_message = "a reservation stays possible as an opt-in"
+  }
+}
+
+run "rejects_dispatcher_maximum_concurrency_over_reserved" {
+  command = plan
+  variables {
+    dispatcher = {
+      reserved_concurrency = 3
+      maximum_concurrency  = 5
+    }
+  }
+  expect_failures = [var.dispatcher]
+}
+
+run "rejects_dispatcher_maximum_concurrency_below_two" {
+  command = plan
+  variables {
+    dispatcher = {
+      maximum_concurrency = 1
+    }
+  }
+  expect_failures = [var.dispatcher]
 }

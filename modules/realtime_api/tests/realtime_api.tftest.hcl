@@ -757,6 +757,36 @@ run "json_only_api" {
   }
 }
 
+run "model_pin_and_telemetry_names" {
+  command = plan
+
+  variables {
+    model_sha256 = "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+    telemetry    = { service = "custom-predict" }
+  }
+
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables["MODEL_SHA256"] == "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+    error_message = "the function must get the pinned sha256"
+  }
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables["POWERTOOLS_SERVICE_NAME"] == "custom-predict" && aws_lambda_function.this.environment[0].variables["POWERTOOLS_METRICS_NAMESPACE"] == "Inferstack"
+    error_message = "the function must get the telemetry names"
+  }
+  assert {
+    condition     = output.telemetry == { namespace = "Inferstack", service = "custom-predict" }
+    error_message = "telemetry output must hand on exactly what the code is told to emit"
+  }
+}
+
+run "model_sha256_must_be_hex" {
+  command = plan
+  variables {
+    model_sha256 = "abc"
+  }
+  expect_failures = [var.model_sha256]
+}
+
 ###############################################################################
 # API Gateway account CloudWatch role, IAM authorization, media types
 ###############################################################################
