@@ -57,7 +57,7 @@ LAYER_PRUNE = (
     "pillow.libs/libavif-*",
 )
 
-# The goal for unzipped layer + function (the pinned AWS SDK alone is about 37 MB of it);
+# The goal for unzipped layer + function (the pinned AWS SDK alone is about 23 MiB of it);
 # AWS refuses more than 250 MB.
 SIZE_GOAL = 150 * 2**20
 SIZE_HARD_LIMIT = 250 * 2**20
