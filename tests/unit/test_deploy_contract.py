@@ -9,32 +9,18 @@ and the example tfvars, and fail when one of them drifts from the others.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
-import sys
 import tomllib
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from tfsource import docs
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT_STACK = REPO / "terraform"
 EXAMPLE_TFVARS = ROOT_STACK / "environments" / "aws.example.tfvars"
 OUTPUT_REF = re.compile(r"\$\(terraform output -raw ([a-z0-9_]+)\)")
-
-
-def _load_docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tfdocs", REPO / "modules" / "docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tfdocs", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-docs = _load_docs()
 
 
 def _blocks(kind: str) -> dict[str, docs.Block]:

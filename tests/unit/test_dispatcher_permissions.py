@@ -12,13 +12,10 @@ Some statements serve the platform, not the code, and are named here with the re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -29,6 +26,7 @@ from inferstack.batch.naming import marker_key
 from inferstack.batch.settings import BatchSettings
 from inferstack.batch.submit import JobSubmitter
 from moto import mock_aws
+from tfsource import docs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,18 +60,8 @@ ENV = {
 }
 
 
-def _load_docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tfdocs", REPO / "modules" / "docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tfdocs", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def policy_statements(name: str) -> dict[str, set[str]]:
     """sid -> actions of every statement (static or dynamic) of an aws_iam_policy_document."""
-    docs = _load_docs()
     (document,) = [
         b
         for b in docs.module_blocks(REPO / "modules" / "batch")

@@ -10,18 +10,16 @@ the module's default, read here from the module with the project's HCL reader.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from inferstack.errors import InvalidRequest, UnsupportedMediaType
 from inferstack_predict import request as req
 from inferstack_predict.config import ConfigError, Settings
+from tfsource import docs
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "modules" / "realtime_api"
@@ -29,18 +27,6 @@ EVENTS = Path(__file__).resolve().parent / "events"
 PNG_1PX = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
-
-
-def _load_docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tfdocs", REPO / "modules" / "docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tfdocs", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-docs = _load_docs()
 
 
 def _variable(module: Path, name: str) -> Any:

@@ -8,26 +8,15 @@ stack, read with the project's HCL reader (modules/docs.py), adds on top.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
+
+from tfsource import docs
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT_STACK = REPO / "terraform"
 
 
-def _load_docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tfdocs", REPO / "modules" / "docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tfdocs", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-docs = _load_docs()
 BLOCKS = docs.module_blocks(ROOT_STACK)
 
 

@@ -11,13 +11,12 @@ import importlib.metadata
 import importlib.util
 import re
 import shlex
-import sys
 import tomllib
 from pathlib import Path
-from types import ModuleType
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from tfsource import docs
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "functions" / "inferstack_worker"
@@ -134,11 +133,6 @@ def test_requirements_are_complete_and_consistent() -> None:
 
 
 def _batch_local(name: str) -> str:
-    spec = importlib.util.spec_from_file_location("tfdocs", REPO / "modules" / "docs.py")
-    assert spec is not None and spec.loader is not None
-    docs: ModuleType = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tfdocs", docs)
-    spec.loader.exec_module(docs)
     for block in docs.module_blocks(REPO / "modules" / "batch"):
         if block.kind == "locals" and name in block.attributes:
             return docs.string_value(block.attributes[name])
