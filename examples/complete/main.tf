@@ -58,27 +58,30 @@ module "network" {
   subnet_ids      = var.subnet_ids
   route_table_ids = var.route_table_ids
   flow_logs       = { kms_key_arn = module.model_store.kms_key_arn }
+  # The S3 gateway endpoint reaches these buckets only (and ECR's image layers).
+  s3_bucket_arns = [module.model_store.bucket_arn, module.batch.data_bucket_arn]
 }
 
 module "realtime_api" {
   source = "../../modules/realtime_api"
 
-  name_prefix             = local.name
-  tags                    = local.tags
-  function_zip_path       = "${local.dist}/predict.zip"
-  layer_zip_path          = "${local.dist}/layer-arm64.zip"
-  architecture            = "arm64"
-  runtime                 = "python3.12"
-  memory_size             = 3008
-  reserved_concurrency    = 40
-  provisioned_concurrency = 2
-  model_uri               = module.model_store.model_uri
-  model_bucket_arn        = module.model_store.bucket_arn
-  kms_key_arn             = module.model_store.kms_key_arn
-  subnet_ids              = module.network.subnet_ids
-  security_group_ids      = [module.network.lambda_security_group_id]
-  api                     = { throttling_rate_limit = 200, throttling_burst_limit = 400 }
-  waf                     = { rate_limit = 500 }
+  name_prefix       = local.name
+  tags              = local.tags
+  function_zip_path = "${local.dist}/predict.zip"
+  layer_zip_path    = "${local.dist}/layer-arm64.zip"
+  architecture      = "arm64"
+  runtime           = "python3.12"
+  memory_size       = 3008
+  # Opt-ins for an account whose Lambda concurrency quota leaves room above the 100 unreserved
+  # AWS keeps (a new account's does not): reserved_concurrency = 40, provisioned_concurrency = 2.
+  model_uri          = module.model_store.model_uri
+  model_sha256       = module.model_store.model_sha256
+  model_bucket_arn   = module.model_store.bucket_arn
+  kms_key_arn        = module.model_store.kms_key_arn
+  subnet_ids         = module.network.subnet_ids
+  security_group_ids = [module.network.lambda_security_group_id]
+  api                = { throttling_rate_limit = 200, throttling_burst_limit = 400 }
+  waf                = { rate_limit = 500 }
 }
 
 module "batch" {
@@ -94,6 +97,7 @@ module "batch" {
   subnet_ids          = module.network.subnet_ids
   security_group_ids  = [module.network.batch_security_group_id]
   model_uri           = module.model_store.model_uri
+  model_sha256        = module.model_store.model_sha256
   model_bucket_arn    = module.model_store.bucket_arn
   images_per_child    = 1000
   compute             = { max_vcpus = 128 }
@@ -117,6 +121,13 @@ module "observability" {
   dlq_name                 = module.batch.dlq_name
   job_queue_name           = module.batch.job_queue_name
   alarm_thresholds         = { api_p99_latency_ms = 1500 }
+
+  # Watch the metric names the functions and the worker are configured to emit.
+  realtime_metrics = { service = module.realtime_api.telemetry.service }
+  batch_metrics = {
+    dispatcher_service = module.batch.telemetry.dispatcher_service
+    worker_service     = module.batch.telemetry.worker_service
+  }
 }
 
 output "predict_url" {

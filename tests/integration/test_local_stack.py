@@ -189,10 +189,11 @@ def test_every_alarm_and_graph_watches_a_metric_that_is_emitted(
     emitted = emitted_metrics(Path(endpoints["logs"]))
     own = {w.metric.namespace for w in watchers if not w.metric.namespace.startswith("AWS/")}
     assert own == {"Inferstack"}, own
-    # The three emitters all reached the logs: an empty set would make the check vacuous.
+    never_emitted = unemitted(watchers, emitted, "Inferstack")
+    assert not never_emitted, "never emitted:\n" + "\n".join(never_emitted)
+    # The three emitters all reached the logs: without them the check above would be vacuous.
     services = {dict(m.dimensions).get("service") for m in emitted}
     assert {"inferstack-predict", "inferstack-dispatcher", "inferstack-batch-worker"} <= services
-    assert unemitted(watchers, emitted, "Inferstack") == []
 
     apigw = client("apigateway", url, region)
     apis = apigw.get_rest_apis()["items"]
@@ -206,7 +207,8 @@ def test_every_alarm_and_graph_watches_a_metric_that_is_emitted(
         "Stage": stages,
         "QueueName": {q.rsplit("/", 1)[1] for q in queues},
     }
-    assert unknown_resources(watchers, known) == []
+    missing = unknown_resources(watchers, known)
+    assert not missing, "\n".join(missing)
 
 
 def test_down_leaves_nothing_running(endpoints: dict[str, Any], local_state: Path) -> None:
