@@ -212,7 +212,9 @@ variable "dispatcher" {
       accounts with room above the unreserved minimum (100); at least maximum_concurrency (which must then be set).
     - batch_size / maximum_batching_window_seconds: how many S3 events one invocation receives and how long
       the mapping waits to fill a batch; larger batches mean fewer, larger array jobs.
-    - in_vpc: run the function in subnet_ids (it then needs routes to S3, SQS, Batch, KMS and Logs).
+    - in_vpc: run the function in subnet_ids. Its code then needs routes to S3 (the gateway endpoint) and to AWS Batch
+      (a batch interface endpoint or NAT); the SQS event source mapping polls the queue outside the function, and
+      its logs leave through the Lambda service.
   EOT
   type = object({
     memory_size                     = optional(number, 512)
