@@ -133,3 +133,8 @@ output "sns_topic_arn" {
   description = "SNS topic receiving the alarms."
   value       = module.observability.sns_topic_arn
 }
+
+output "availability_zone_ids" {
+  description = "Zone IDs of the private subnets (copy into network.availability_zone_ids to keep them where they are)."
+  value       = module.network.availability_zone_ids
+}

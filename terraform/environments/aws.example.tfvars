@@ -33,9 +33,13 @@
 # waf = { rate_limit = 2000 }
 
 # Network: a new private VPC with endpoints (default), or bring your own.
+# Subnets go to the lowest-numbered zone IDs that offer every interface endpoint the stack
+# creates (terraform output availability_zone_ids); pin them to keep them where they are.
 # network = {
-#   vpc_cidr = "10.42.0.0/16"
-#   az_count = 3
+#   vpc_cidr                       = "10.42.0.0/16"
+#   az_count                       = 3
+#   availability_zone_ids          = ["euw1-az1", "euw1-az2", "euw1-az3"]
+#   additional_interface_endpoints = ["kms"] # only what your own code in the VPC calls
 # }
 # network = {
 #   create_vpc      = false
