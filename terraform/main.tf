@@ -140,6 +140,7 @@ module "batch" {
   max_array_size            = var.batch.max_array_size
   job                       = var.batch.job
   compute                   = var.batch.compute
+  dispatcher                = var.batch.dispatcher
 
   log_retention_days = var.log_retention_days
 }

@@ -302,7 +302,7 @@ variable "waf" {
 ################################################################################
 
 variable "batch" {
-  description = "Batch settings passed to the batch module (null fields take its defaults): worker image tag (null = the project version in pyproject.toml) or a full worker image URI pinned by tag or digest, images per array child, array size limit, job resources, compute environment size."
+  description = "Batch settings passed to the batch module (null fields take its defaults): worker image tag (null = the project version in pyproject.toml) or a full worker image URI pinned by tag or digest, images per array child, array size limit, job resources, compute environment size, and the dispatcher with its SQS event source mapping (how many S3 events one invocation gathers and for how long)."
   type = object({
     worker_image_tag = optional(string)
     worker_image     = optional(string)
@@ -316,6 +316,15 @@ variable "batch" {
     }), {})
     compute = optional(object({
       max_vcpus = optional(number)
+    }), {})
+    dispatcher = optional(object({
+      memory_size                     = optional(number)
+      timeout                         = optional(number)
+      maximum_concurrency             = optional(number)
+      reserved_concurrency            = optional(number)
+      batch_size                      = optional(number)
+      maximum_batching_window_seconds = optional(number)
+      log_level                       = optional(string)
     }), {})
   })
   default  = {}

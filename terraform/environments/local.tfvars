@@ -28,3 +28,9 @@ create_batch_service_role  = true # CreateComputeEnvironment refuses a request w
 
 # A throw-away emulator: let destroy remove non-empty buckets.
 force_destroy = true
+
+# The local SQS event source mapping gathers batches as Lambda does, for the configured window:
+# a short one keeps the demo and the integration tests from waiting out AWS's 30 s default.
+batch = {
+  dispatcher = { maximum_batching_window_seconds = 5 }
+}

@@ -45,8 +45,13 @@ def test_no_provisioned_or_reserved_concurrency_by_default() -> None:
     assert _module_argument("realtime_api", "reserved_concurrency") == (
         "var.predict.reserved_concurrency"
     )
-    # The dispatcher's concurrency settings are the batch module's defaults (none reserved).
-    assert _module_argument("batch", "dispatcher") is None
+    # The dispatcher's settings pass through with no default of the root's own: null takes the
+    # batch module's (no reservation, concurrency bounded by the SQS mapping).
+    assert _module_argument("batch", "dispatcher") == "var.batch.dispatcher"
+    batch_type = next(b for b in BLOCKS if b.kind == "variable" and b.labels[0] == "batch")
+    assert re.search(
+        r"reserved_concurrency\s*=\s*optional\(number\)\n", batch_type.attributes["type"]
+    )
 
 
 def test_local_environment_turns_off_what_moto_cannot_destroy() -> None:

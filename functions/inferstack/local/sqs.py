@@ -1,7 +1,10 @@
 """SQS event source mappings, run locally the way the Lambda service runs them.
 
-Long-polls each mapped queue, gathers up to the mapping's BatchSize (within its batching
-window), invokes the function with an SQS event and then deletes what succeeded:
+Long-polls each mapped queue and gathers a batch as Lambda does: from the first message
+received, it keeps polling until the batch holds BatchSize messages, the mapping's batching
+window has passed, or one more message would take the event over Lambda's 6 MB invocation
+payload (that message waits for the next batch). Without a window, a batch is what one poll
+returns. It then invokes the function with an SQS event and deletes what succeeded:
 everything on success, everything but `batchItemFailures` with ReportBatchItemFailures,
 nothing when the function fails. Messages left behind reappear after the queue's visibility
 timeout, and the emulator's redrive policy moves them to the dead-letter queue after
@@ -10,6 +13,8 @@ maxReceiveCount receives.
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
 import uuid
@@ -20,6 +25,11 @@ from inferstack.local.discovery import QueueMapping
 from inferstack.local.execenv import InvocationError
 
 Invoker = Callable[[str, str | None, dict, str], Any]
+
+# Lambda's limit for a synchronous invocation's payload, which an SQS batch is sent as.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+# Longest wait one ReceiveMessage call allows.
+MAX_SQS_WAIT_S = 20
 
 
 def lambda_record(message: dict[str, Any], mapping: QueueMapping, region: str) -> dict[str, Any]:
@@ -78,6 +88,36 @@ def succeeded_ids(records: list[dict], result: Any, report_failures: bool) -> se
     return all_ids - failed
 
 
+class BatchGatherer:
+    """The messages of one batch, bounded by the batch size and the invocation payload."""
+
+    def __init__(self, mapping: QueueMapping, region: str) -> None:
+        self.mapping = mapping
+        self.region = region
+        self.messages: list[dict] = []
+        self.payload_bytes = len(b'{"Records": []}')
+        self.closed = False
+
+    @property
+    def room(self) -> int:
+        return self.mapping.batch_size - len(self.messages)
+
+    @property
+    def full(self) -> bool:
+        return self.closed or self.room <= 0
+
+    def add(self, messages: list[dict]) -> list[dict]:
+        """Add what fits; return the messages that would take the payload over the limit."""
+        for index, message in enumerate(messages):
+            size = len(json.dumps(lambda_record(message, self.mapping, self.region))) + 2
+            if self.messages and self.payload_bytes + size > MAX_PAYLOAD_BYTES:
+                self.closed = True
+                return messages[index:]
+            self.messages.append(message)
+            self.payload_bytes += size
+        return []
+
+
 class QueuePoller:
     def __init__(
         self, mapping: QueueMapping, sqs: Any, invoke: Invoker, region: str, *, wait_s: int = 2
@@ -92,6 +132,7 @@ class QueuePoller:
         self.batches = 0
         self.deleted = 0
         self.failed = 0
+        self._carried_over: list[dict] = []  # received, but over the last batch's payload limit
 
     def start(self) -> None:
         self.thread.start()
@@ -100,23 +141,42 @@ class QueuePoller:
         self.stop_event.set()
         self.thread.join(timeout=self.wait_s + 5)
 
+    def _poll(self, max_messages: int, wait_s: int) -> list[dict]:
+        answer = self.sqs.receive_message(
+            QueueUrl=self.mapping.queue_url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return answer.get("Messages", [])
+
     def _receive(self) -> list[dict]:
-        messages: list[dict] = []
-        deadline = time.monotonic() + self.mapping.batching_window_s
-        while len(messages) < self.mapping.batch_size and not self.stop_event.is_set():
-            answer = self.sqs.receive_message(
-                QueueUrl=self.mapping.queue_url,
-                MaxNumberOfMessages=min(10, self.mapping.batch_size - len(messages)),
-                WaitTimeSeconds=0 if messages else self.wait_s,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            received = answer.get("Messages", [])
-            messages += received
-            # window 0: what one poll returned; else keep gathering until the window closes
-            if not received or time.monotonic() >= deadline:
-                break
-        return messages
+        """One batch: see the module docstring for when it is complete."""
+        batch = BatchGatherer(self.mapping, self.region)
+        carried, self._carried_over = self._carried_over, []
+        self._carried_over = batch.add(carried)
+        window = self.mapping.batching_window_s
+        deadline: float | None = time.monotonic() if batch.messages else None
+        if deadline is not None:
+            deadline += window
+        while not batch.full and not self.stop_event.is_set():
+            if deadline is None:
+                wait = self.wait_s  # nothing yet: a long poll, then look at stop_event again
+            else:
+                remaining = deadline - time.monotonic()
+                if window == 0 or remaining <= 0:
+                    break
+                wait = min(MAX_SQS_WAIT_S, max(1, math.ceil(remaining)))
+            received = self._poll(min(10, batch.room), wait)
+            if not received:
+                if deadline is None:
+                    return []  # idle queue: back to the loop
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + window
+            self._carried_over += batch.add(received)
+        return batch.messages
 
     def poll_once(self) -> int:
         messages = self._receive()
