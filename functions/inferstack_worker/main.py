@@ -7,9 +7,14 @@ DEFAULT_TOP_K; tuning: WORKER_IO_THREADS, WORKER_PREFETCH, WORKER_IO_NICE, INTER
 INTERPRETER_THREADS.
 IMAGES_PER_CHILD is not read: the manifest records the shards the submitter cut.
 
-Exit codes: 0 shard done (error records included); 75 infrastructure fault, retry (the job
-definition's retry strategy matches it); 65 malformed manifest or index, do not retry;
-2 bad arguments.
+AWS_BATCH_JOB_ATTEMPT numbers the attempt in the in-flight marker and worker_crash records.
+
+Exit codes: 0 shard done (error records included); 75 infrastructure fault, retry; 65
+malformed manifest or index and 78 refused model, not retried (the job definition's retry
+strategy exits on them); 2 bad arguments, not retried. Any other death (a signal, the OOM
+killer, a crash) is retried; the retry classifies the images that were in flight alone first.
+TEST-ONLY: INFERSTACK_TEST_CRASH_ON_KEY_SUFFIX makes the worker SIGKILL itself before
+decoding a key with that suffix (a fault hook for tests; never set it in a deployment).
 """
 
 from __future__ import annotations
@@ -145,6 +150,7 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
         model_sha256=args.model_sha256,
         array_index=args.array_index,
         job_id=args.job_id,
+        attempt=_env_int("AWS_BATCH_JOB_ATTEMPT", None),
         output_bucket=args.output_bucket,
         output_prefix=args.output_prefix,
         io_threads=args.io_threads,
@@ -158,6 +164,7 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
     logger.append_keys(manifest=config.manifest_uri, array_index=config.array_index)
     if s3 is None:
         s3 = make_client("s3", max_pool_connections=2 * config.io_threads + 4)
+    worker: ShardWorker | None = None
     try:
         manifest = read_manifest(s3, config.manifest_uri)
         if not config.job_id:
@@ -181,7 +188,7 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
             raise InfrastructureError(f"model unavailable: {exc}") from exc
         load_seconds = time.perf_counter() - load_start
         worker = ShardWorker(config, s3, classifiers, manifest)
-        logger.info("shard started", extra={"images": len(items), "model": worker.model})
+        _log_start(logger, worker, len(items))
         start = time.perf_counter()
         stats = worker.run(items)
         seconds = time.perf_counter() - start
@@ -189,6 +196,8 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
         job_summary = worker.write_summaries(summary)
     except InfrastructureError as exc:
         logger.error("infrastructure fault, exiting for a retry", extra={"error": str(exc)})
+        if worker is not None:
+            worker.release_inflight()  # a handled exit: no image is to blame
         return EXIT_TEMPFAIL
     except ManifestError as exc:
         logger.error("invalid manifest", extra={"error": str(exc)})
@@ -204,6 +213,18 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
     )
     metrics.flush_metrics()
     return EXIT_OK
+
+
+def _log_start(logger: Any, worker: ShardWorker, images: int) -> None:
+    history = worker.load_history()
+    extra = {
+        "images": images,
+        "model": worker.model,
+        "attempt": history.attempt,
+        "suspects": history.suspects,
+        "worker_crash": sorted(history.poison),
+    }
+    logger.info("shard started", extra=extra)
 
 
 def _with_job_id(config: WorkerConfig, job_id: str) -> WorkerConfig:

@@ -43,17 +43,25 @@ resource "aws_batch_job_queue" "this" {
 }
 
 locals {
-  # Retry only what is not the image's or the code's fault (at most 5 conditions,
-  # the first match wins; no match would mean "retry", hence the final EXIT).
+  # At most 5 conditions, the first whose every pattern matches decides, no match means
+  # "retry" (https://docs.aws.amazon.com/batch/latest/APIReference/API_EvaluateOnExit.html).
+  # Not retried: the worker's deliberate exits, which another try would repeat. Retried,
+  # while attempts remain: everything else - Spot/host interruptions, image pull and init
+  # errors, the worker's EX_TEMPFAIL (75), and a worker that died (a signal: 137 for
+  # SIGKILL and the OOM killer, 139 for a native crash; 1 for an unhandled exception). The
+  # retry classifies the images that were in flight alone first and records an image that
+  # kills the worker again as worker_crash (functions/inferstack/batch/inflight.py).
   retry_conditions = [
     var.compute.use_spot
     ? { action = "RETRY", on_status_reason = "Your Spot Task was interrupted*", on_reason = null, on_exit_code = null }
     : { action = "RETRY", on_status_reason = "Host EC2*", on_reason = null, on_exit_code = null },
-    { action = "RETRY", on_status_reason = null, on_reason = "CannotPullContainerError*", on_exit_code = null },
-    { action = "RETRY", on_status_reason = null, on_reason = "ResourceInitializationError*", on_exit_code = null },
-    # The worker's EX_TEMPFAIL: S3/KMS/model load failures it could not ride out.
-    { action = "RETRY", on_status_reason = null, on_reason = null, on_exit_code = "75" },
-    { action = "EXIT", on_status_reason = null, on_reason = "*", on_exit_code = null },
+    # EX_DATAERR: the manifest is malformed or the index outside it.
+    { action = "EXIT", on_status_reason = null, on_reason = null, on_exit_code = "65" },
+    # EX_CONFIG: the model bundle is refused (integrity, not the pinned sha256).
+    { action = "EXIT", on_status_reason = null, on_reason = null, on_exit_code = "78" },
+    # argparse's usage error: the job definition's command is wrong.
+    { action = "EXIT", on_status_reason = null, on_reason = null, on_exit_code = "2" },
+    { action = "RETRY", on_status_reason = null, on_reason = "*", on_exit_code = null },
   ]
 }
 

@@ -432,9 +432,9 @@ variable "job" {
     - vcpu / memory (MiB): one of the Fargate combinations (0.25: 512-2048; 0.5: 1024-4096; 1: 2048-8192; 2: 4096-16384;
       4: 8192-30720, in 1024 steps; 8: 16384-61440 in 4096 steps; 16: 32768-122880 in 8192 steps).
     - timeout: attempt duration in seconds after which Batch stops a child (>= 60).
-    - attempts: tries per child (1-10). Only infrastructure failures are retried: the host or Spot capacity going away,
-      image pull and task initialisation errors, and the worker's exit code 75 (EX_TEMPFAIL, an infrastructure fault);
-      any other exit code ends the child. Unreadable images never fail a child (they get error records).
+    - attempts: tries per child (1-10). Every failure is retried except the worker's deliberate exits 65 (bad manifest),
+      78 (refused model) and 2 (bad arguments): a killed or crashed worker (137 SIGKILL/OOM, 139) is retried, and an image
+      that kills it again alone gets a worker_crash record. Unreadable images never fail a child (they get error records).
   EOT
   type = object({
     vcpu     = optional(number, 2)

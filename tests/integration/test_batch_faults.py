@@ -33,6 +33,10 @@ from batch_support import (
     upload_bundle,
     write_manifests,
 )
+from inferstack.batch.inflight import inflight_key
+from inferstack.batch.summary import list_child_summary_keys
+from inferstack.batch.worker import TEST_CRASH_ENV
+from inferstack.local.batch import EXITED_REASON, exit_code_of, retry_decision
 from inferstack.local.emulator import free_port
 
 pytestmark = pytest.mark.integration
@@ -185,6 +189,118 @@ def test_worker_killed_mid_shard_resumes_without_loss_or_duplicates(
     assert stats["failed"] == 0
 
 
+# The batch module's retry conditions (modules/batch/batch.tf, on demand), as Batch has them.
+RETRY_STRATEGY = {
+    "attempts": 3,
+    "evaluateOnExit": [
+        {"action": "RETRY", "onStatusReason": "Host EC2*"},
+        {"action": "EXIT", "onExitCode": "65"},
+        {"action": "EXIT", "onExitCode": "78"},
+        {"action": "EXIT", "onExitCode": "2"},
+        {"action": "RETRY", "onReason": "*"},
+    ],
+}
+
+
+def run_child_like_batch(
+    s3: Any,
+    command: list[str],
+    env: dict[str, str],
+    *,
+    kill_when: Any = None,
+) -> list[int]:
+    """Attempts of one array child as Batch makes them (AWS_BATCH_JOB_ATTEMPT, the retry
+    strategy, exit 128 + N for signal N); ``kill_when(s3)``: SIGKILL the first attempt once
+    it returns True. Returns the attempts' exit codes."""
+    codes: list[int] = []
+    for attempt in range(1, RETRY_STRATEGY["attempts"] + 1):
+        process = subprocess.Popen(
+            command,
+            env={**env, "AWS_BATCH_JOB_ATTEMPT": str(attempt)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            if kill_when is not None and attempt == 1:
+                deadline = time.monotonic() + 120
+                while not kill_when(s3):
+                    assert process.poll() is None, "the worker ended before the kill"
+                    assert time.monotonic() < deadline, "worker produced no outputs in time"
+                    time.sleep(0.02)
+                process.send_signal(signal.SIGKILL)
+            _, stderr = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        codes.append(exit_code_of(process.returncode))
+        if codes[-1] == 0:
+            break
+        if not retry_decision(codes[-1], "", RETRY_STRATEGY, EXITED_REASON):
+            raise AssertionError(stderr.decode()[-2000:])
+    return codes
+
+
+def test_killed_child_and_poison_image_every_input_has_exactly_one_record(
+    s3: Any, model_uri: str, aws_env: dict[str, str]
+) -> None:
+    """Child 0 is SIGKILLed part-way; an image of child 1 kills the worker whenever it is
+    decoded (the test-only fault hook). Batch's retries finish both, and every input ends
+    with exactly one output or error record."""
+    s3.put_bucket_versioning(Bucket=DATA_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    per_child, children = 20, 3
+    total = per_child * children
+    photos = photo_jpegs(total, seed=9, sizes=((1024, 768),))
+    keys = put_images(s3, {f"input/x/{i:03d}.jpg": body for i, body in enumerate(photos)})
+    (manifest,) = write_manifests(s3, keys, images_per_child=per_child)
+    poison = "input/x/027.jpg"
+    env = {**os.environ, **aws_env, TEST_CRASH_ENV: "/027.jpg"}
+    child0 = {f"output/x/{i:03d}.jpg.json" for i in range(per_child)}
+
+    at_kill: list[int] = []
+
+    def child0_part_done(s3: Any) -> bool:
+        listed = s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix="output/x/0")
+        at_kill.append(len({o["Key"] for o in listed.get("Contents", [])} & child0))
+        return at_kill[-1] >= 3
+
+    codes = {}
+    for index in range(children):
+        child_env = {
+            **env,
+            "AWS_BATCH_JOB_ID": f"job-faults:{index}",
+            "AWS_BATCH_JOB_ARRAY_INDEX": str(index),
+        }
+        command = worker_command(manifest, model_uri, f"job-faults:{index}")
+        codes[index] = run_child_like_batch(
+            s3, command, child_env, kill_when=child0_part_done if index == 0 else None
+        )
+        if index == 0:
+            assert at_kill[-1] < per_child, "the kill must land mid-shard"
+
+    assert codes == {0: [137, 0], 1: [137, 137, 0], 2: [0]}
+    outputs = read_outputs(s3)
+    assert set(outputs) == {f"output/x/{i:03d}.jpg.json" for i in range(total)}
+    # None duplicated: no output was written twice, not even by the retries.
+    assert set(output_versions(s3).values()) == {1}
+    crashed = outputs["output/x/027.jpg.json"]
+    assert crashed["error"]["code"] == "worker_crash"
+    assert crashed["error"]["attempts"] == 2
+    assert (crashed["job"]["attempt"], crashed["input"]["key"]) == (3, poison)
+    assert sum("predictions" in r for r in outputs.values()) == total - 1
+
+    job = json.loads(
+        s3.get_object(Bucket=DATA_BUCKET, Key="output/_summaries/job-faults.json")["Body"].read()
+    )
+    assert (job["complete"], job["images"], job["with_record"]) == (True, total, total)
+    assert (job["failed"], job["errors"]) == (1, {"worker_crash": 1})
+    assert job["ok"] + job["skipped"] == total - 1
+    assert job["children_with_worker_crash"] == [1]
+    for index in range(children):
+        marker_key = inflight_key("output/", "job-faults", index)
+        marker = json.loads(s3.get_object(Bucket=DATA_BUCKET, Key=marker_key)["Body"].read())
+        assert marker["inflight"] == [], index
+
+
 class FlakyS3:
     """Answers the first ``failures`` GetObject attempts with a 503 SlowDown (or 500) before
     they reach the emulator; botocore's own retry logic then retries them with backoff."""
@@ -280,8 +396,16 @@ def test_s3_failing_beyond_the_retries_exits_for_a_batch_retry(
     assert hook.attempts["input/f/1.jpg"] == 3
     # No error record for an infrastructure fault, no summary: Batch retries the child.
     assert "output/f/1.jpg.json" not in read_outputs(s3)
-    listed = s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix="output/_summaries/")
-    assert "Contents" not in listed
+    assert list_child_summary_keys(s3, DATA_BUCKET, "output/", "job-down") == []
+    assert (
+        s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix="output/_summaries/job-down.")["KeyCount"]
+        == 0
+    )
+    # The in-flight marker says nothing was in flight: the exit was handled, no image blamed.
+    marker = json.loads(
+        s3.get_object(Bucket=DATA_BUCKET, Key=inflight_key("output/", "job-down", 0))["Body"].read()
+    )
+    assert marker["inflight"] == []
     # The retry (S3 healthy again) completes the shard.
     assert run_in_process(manifest, model_uri, s3, "job-down") == 0
     assert len(read_outputs(s3)) == 3

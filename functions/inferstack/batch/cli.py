@@ -101,9 +101,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     from inferstack.batch.clients import make_client  # noqa: PLC0415
     from inferstack.batch.naming import job_summary_key, normalize_prefix  # noqa: PLC0415
-    from inferstack.batch.summary import job_status, write_json  # noqa: PLC0415
+    from inferstack.batch.summary import incident_status, write_json  # noqa: PLC0415
 
     bucket = args.bucket or os.environ.get("DATA_BUCKET", "")
     if not bucket:
@@ -111,8 +113,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     output_prefix = normalize_prefix(args.output_prefix)
     s3 = make_client("s3")
-    status = job_status(s3, bucket, output_prefix, args.job_id, args.children)
-    if args.write and status["complete"]:
+    batch = None if args.no_batch else make_client("batch")
+    try:
+        status = incident_status(s3, bucket, output_prefix, args.job_id, args.children, batch=batch)
+    except (ClientError, BotoCoreError) as exc:
+        if batch is None:
+            raise
+        # No access to Batch (or the job is gone): what the summaries say is still worth it.
+        print(f"inferstack: warning: AWS Batch not read: {exc}", file=sys.stderr)
+        status = incident_status(s3, bucket, output_prefix, args.job_id, args.children)
+    # A job that ended FAILED gets its summary too, listing the keys without a result.
+    if args.write and (status["complete"] or status.get("batch_status") == "FAILED"):
         write_json(s3, bucket, job_summary_key(output_prefix, args.job_id), status)
     print(json.dumps(status, indent=1, sort_keys=True))
     return EXIT_OK if status["complete"] else EXIT_FAILED
@@ -157,13 +168,23 @@ def add_batch_commands(subparsers: Any) -> None:
 
     status = commands.add_parser(
         "status",
-        help="aggregate a job's child summaries",
-        description="Read output/_summaries/<job id>/*.json and print the job summary; exit 1 "
-        "while children are missing. --write stores it as output/_summaries/<job id>.json.",
+        help="aggregate a job's child summaries, with per-child attempts and exits",
+        description="Read output/_summaries/<job id>/*.json and print the job summary with, "
+        "per child, its attempts and exit reasons (from AWS Batch), images done and error "
+        "records by code; while children are missing, the keys of theirs that have no output "
+        "or error record; exit 1 while children are missing. --write stores it as "
+        "output/_summaries/<job id>.json.",
     )
     status.add_argument("--job-id", required=True)
     status.add_argument("--bucket", default=None, help="default $DATA_BUCKET")
     status.add_argument("--output-prefix", default=os.environ.get("OUTPUT_PREFIX", "output/"))
     status.add_argument("--children", type=int, default=None, help="children the job has")
-    status.add_argument("--write", action="store_true", help="write the job summary if complete")
+    status.add_argument(
+        "--write",
+        action="store_true",
+        help="write the job summary if the job is complete, or FAILED in AWS Batch",
+    )
+    status.add_argument(
+        "--no-batch", action="store_true", help="do not read attempts and exits from AWS Batch"
+    )
     status.set_defaults(func=_cmd_status)

@@ -55,9 +55,14 @@ def error_record(
     model: Mapping[str, str],
     source: Mapping[str, str],
     job: Mapping[str, Any],
+    attempts: int | None = None,
 ) -> dict[str, Any]:
+    """``attempts``: for ``worker_crash``, how many attempts died with the image in flight."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if attempts is not None:
+        error["attempts"] = attempts
     return {
-        "error": {"code": code, "message": message},
+        "error": error,
         "model": dict(model),
         "input": dict(source),
         "job": dict(job),

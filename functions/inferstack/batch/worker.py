@@ -16,6 +16,11 @@ since the upload) becomes an error record and the shard goes on. Infrastructure 
 unreachable after botocore's retries, model unavailable, manifest unreadable) end the process
 with EXIT_TEMPFAIL (75) so the job definition's retry strategy retries the child; a manifest
 that is malformed or an array index outside it ends with EXIT_DATAERR (65), not worth a retry.
+
+Crashes: a child that dies (a signal, the OOM killer, a native crash) is retried by Batch;
+the in-flight marker (``inferstack.batch.inflight``) tells the retry which images were inside
+the dying worker. Those are classified first, one at a time; one that takes the worker down
+while alone gets a ``worker_crash`` error record on the next attempt and the shard goes on.
 """
 
 from __future__ import annotations
@@ -23,15 +28,23 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from inferstack.batch import records
+from inferstack.batch.inflight import (
+    CODE_WORKER_CRASH,
+    CrashHistory,
+    InflightMarker,
+    history_from_marker,
+    inflight_key,
+)
 from inferstack.batch.manifest import Item, Manifest, ManifestError, Shard, parse_shard
 from inferstack.batch.naming import (
     child_summary_key,
@@ -52,6 +65,10 @@ EXIT_CONFIG = 78  # sysexits EX_CONFIG: the model bundle is refused (integrity, 
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 # Errors while streaming a body are not retried by botocore (it retries requests only).
 _BODY_READ_ATTEMPTS = 3
+# TEST-ONLY fault hook: a worker whose environment sets this kills itself with SIGKILL when
+# it is about to decode an input whose key ends with the value (a stand-in for a native
+# decoder crash). Never set by the project's deployments; only tests set it.
+TEST_CRASH_ENV = "INFERSTACK_TEST_CRASH_ON_KEY_SUFFIX"
 
 
 class InfrastructureError(Exception):
@@ -65,6 +82,7 @@ class WorkerConfig:
     model_sha256: str | None = None  # the checksum the deployment pins (None: model.json's)
     array_index: int = 0
     job_id: str = ""
+    attempt: int | None = None  # AWS_BATCH_JOB_ATTEMPT (None: one more than the marker's)
     output_bucket: str = ""  # empty: the manifest's bucket
     output_prefix: str = "output/"
     io_threads: int = 3
@@ -95,6 +113,7 @@ class ShardStats:
     failed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     infer_seconds: float = 0.0
+    suspects_retried: int = 0  # images in flight at a previous death, retried alone
 
     def add_error(self, code: str) -> None:
         self.failed += 1
@@ -201,6 +220,59 @@ class ShardWorker:
         bundle = self.classifier.bundle
         self.model = records.model_info(bundle.name, bundle.version, bundle.sha256)
         self.job = {"id": parent_job_id(config.job_id), "array_index": config.array_index}
+        self.marker = InflightMarker(
+            s3,
+            self.output_bucket,
+            inflight_key(self.output_prefix, config.job_id, config.array_index),
+            job_id=self.job["id"],
+            array_index=config.array_index,
+        )
+        self.history = CrashHistory(attempt=config.attempt or 1)
+        self._history_loaded = False
+        self._test_crash_suffix = os.environ.get(TEST_CRASH_ENV) or None
+
+    # ------------------------------------------------------------------ crashes
+
+    def load_history(self) -> CrashHistory:
+        """Read what the previous attempt's marker says (once, before ``run``)."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            self.history = history_from_marker(self.marker.read(), self.config.attempt)
+            self._history_loaded = True
+        except (ClientError, BotoCoreError) as exc:
+            raise InfrastructureError(f"cannot read {self.marker.key}: {exc}") from exc
+        return self.history
+
+    def declare(self, keys: list[str], *, solo: bool = False) -> None:
+        """List ``keys`` as in flight before any of them is decoded."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            self.marker.write(self.history, keys, solo=solo)
+        except (ClientError, BotoCoreError) as exc:
+            raise InfrastructureError(f"cannot write {self.marker.key}: {exc}") from exc
+
+    def release_inflight(self) -> None:
+        """Best effort, on a handled exit (75): nothing in flight died with the worker."""
+        with contextlib.suppress(Exception):
+            self.marker.write(self.history, [])
+
+    def crash_record(self, item: Item) -> dict[str, Any]:
+        strikes = self.history.poison.get(item.key) or self.history.strikes.get(item.key, 0)
+        message = (
+            f"the worker died {strikes} times with this image in flight, the last time while "
+            f"classifying it alone; not decoded again (attempt {self.history.attempt})"
+        )
+        source = records.input_info(self.manifest.bucket, item.key, item.etag)
+        return records.error_record(
+            CODE_WORKER_CRASH,
+            message,
+            model=self.model,
+            source=source,
+            job={**self.job, "attempt": self.history.attempt},
+            attempts=strikes,
+        )
 
     # ------------------------------------------------------------------ resume
 
@@ -303,6 +375,8 @@ class ShardWorker:
         fetched = time.perf_counter()
         if error is not None or data is None:
             return Fetched(item, out_key, "error", etag=etag, error=error)
+        if self._test_crash_suffix and item.key.endswith(self._test_crash_suffix):
+            os.kill(os.getpid(), signal.SIGKILL)  # TEST-ONLY fault hook (TEST_CRASH_ENV)
         try:
             pixels = self.classifier.prepare(data, self.limits)
         except ImageError as exc:
@@ -358,18 +432,62 @@ class ShardWorker:
     # ------------------------------------------------------------------ pipeline
 
     def run(self, items: list[Item]) -> ShardStats:
-        """Fetch/decode and write on the I/O pool, classify on one thread per interpreter.
+        """Classify the shard: poison images first (a record each), then the suspects of a
+        previous death one at a time, then the rest through the pipeline.
 
-        At most ``prefetch`` images are in flight in any stage (fetching, waiting for or in
-        inference, being written), so memory is bounded and a write error stops the shard
-        within a few images.
+        ``load_history`` must have been called (``run`` calls it if it was not).
         """
         stats = ShardStats(images=len(items))
+        if not self._history_loaded:
+            self.load_history()
         in_prefix = self.manifest.input_prefix
-        out_keys = [output_key(i.key, in_prefix, self.output_prefix) for i in items]
-        existing = self.existing_outputs(out_keys)
-        todo: Iterator[tuple[Item, str]] = iter(zip(items, out_keys, strict=True))
-        depth = max(len(self.classifiers) + 1, self.config.prefetch)
+        pairs = [(i, output_key(i.key, in_prefix, self.output_prefix)) for i in items]
+        existing = self.existing_outputs([key for _, key in pairs])
+        poison = self.history.poison
+        suspects = set(self.history.suspects)
+        rest: list[tuple[Item, str]] = []
+        for item, out_key in pairs:
+            if item.key in poison:
+                if out_key in existing and self.output_is_current(out_key, item):
+                    stats.skipped += 1
+                    continue
+                stats.add_error(CODE_WORKER_CRASH)
+                self.write(out_key, self.crash_record(item))
+            elif item.key in suspects:
+                stats.suspects_retried += 1
+                self.declare([item.key], solo=True)
+                self._pipeline([(item, out_key)], existing, stats, depth=1)
+                self.history.strikes.pop(item.key, None)
+            else:
+                rest.append((item, out_key))
+        self._pipeline(rest, existing, stats, depth=None)
+        # Finished: nothing in flight; the strikes of keys outside this shard cannot exist.
+        self.history.strikes = {}
+        self.declare([])
+        return stats
+
+    def _pipeline(
+        self,
+        pairs: list[tuple[Item, str]],
+        existing: set[str],
+        stats: ShardStats,
+        *,
+        depth: int | None,
+    ) -> None:
+        """Fetch/decode and write on the I/O pool, classify on one thread per interpreter.
+
+        At most ``depth`` images are in flight in any stage (fetching, waiting for or in
+        inference, being written), so memory is bounded and a write error stops the shard
+        within a few images. Before an image enters, the in-flight marker lists it: one
+        marker write covers the images in flight and the next ``depth`` to enter.
+        ``depth=None``: the configured prefetch (the suspects of a death pass with 1, and
+        their marker is written by the caller).
+        """
+        if not pairs:
+            return
+        # Keys the caller declared already; otherwise declared here, ``depth`` at a time.
+        declared = {i.key for i, _ in pairs} if depth else set()
+        depth = depth or max(len(self.classifiers) + 1, self.config.prefetch)
         io_pool = ThreadPoolExecutor(
             max(1, self.config.io_threads),
             thread_name_prefix="io",
@@ -377,38 +495,49 @@ class ShardWorker:
             initargs=(self.config.io_nice,),
         )
         infer_pool = ThreadPoolExecutor(len(self.classifiers), thread_name_prefix="infer")
-        stage: dict[Future[Any], str] = {}
+        stage: dict[Future[Any], tuple[str, str]] = {}  # future -> (stage, input key)
+        inflight: set[str] = set()
+        position = 0
         try:
             while True:
-                while len(stage) < depth and (nxt := next(todo, None)) is not None:
-                    item, key = nxt
-                    stage[io_pool.submit(self.fetch, item, key, key in existing)] = "fetch"
+                while len(stage) < depth and position < len(pairs):
+                    item, key = pairs[position]
+                    if item.key not in declared:
+                        upcoming = [i.key for i, _ in pairs[position : position + depth]]
+                        declared = inflight | set(upcoming)
+                        self.declare(sorted(declared))
+                    position += 1
+                    inflight.add(item.key)
+                    future = io_pool.submit(self.fetch, item, key, key in existing)
+                    stage[future] = ("fetch", item.key)
                 if not stage:
                     break
                 done, _ = wait(list(stage), return_when=FIRST_COMPLETED)
                 for future in done:
-                    kind = stage.pop(future)
+                    kind, in_key = stage.pop(future)
                     result = future.result()  # re-raises InfrastructureError
                     if kind == "fetch" and result.kind == "skip":
                         stats.skipped += 1
+                        inflight.discard(in_key)
                     elif kind == "fetch" and result.kind == "error":
                         assert result.error is not None
                         stats.add_error(result.error[0])
                         write = io_pool.submit(
                             self.write, result.out_key, self.error_record(result)
                         )
-                        stage[write] = "write"
+                        stage[write] = ("write", in_key)
                     elif kind == "fetch":
-                        stage[infer_pool.submit(self.infer, result)] = "infer"
+                        stage[infer_pool.submit(self.infer, result)] = ("infer", in_key)
                     elif kind == "infer":
                         out_key, record, seconds = result
                         stats.ok += 1
                         stats.infer_seconds += seconds
-                        stage[io_pool.submit(self.write, out_key, record)] = "write"
+                        stage[io_pool.submit(self.write, out_key, record)] = ("write", in_key)
+                    else:
+                        inflight.discard(in_key)
         finally:
             io_pool.shutdown(wait=True, cancel_futures=True)
             infer_pool.shutdown(wait=True, cancel_futures=True)
-        return stats
 
     # ------------------------------------------------------------------ summary
 
@@ -428,6 +557,9 @@ class ShardWorker:
             "skipped": stats.skipped,
             "failed": stats.failed,
             "errors": dict(sorted(stats.errors.items())),
+            "attempt": self.history.attempt,
+            "suspects_retried": stats.suspects_retried,
+            "worker_crash_keys": sorted(self.history.poison),
             "seconds": round(seconds, 3),
             "images_per_s": round(processed / seconds, 3) if seconds > 0 else 0.0,
             "infer_seconds": round(stats.infer_seconds, 3),

@@ -9,6 +9,13 @@ DescribeJobs tells what really happened.
 Like a Fargate task with N vCPUs, each worker is pinned to N CPUs of this machine
 (sched_setaffinity), and no more workers run at once than the CPUs allow. Worker output
 goes to build/local/logs/batch/<job id>.<attempt>.log.
+
+Deaths are reported as Batch reports them: a worker killed by a signal exits 128 + the
+signal's number (137 for SIGKILL), and one whose resident memory goes over the job
+definition's MEMORY is killed and reported as ``OutOfMemoryError: Container killed due to
+memory usage`` with exit 137. Whether a failed attempt is retried follows the job
+definition's ``evaluateOnExit`` rules the way Batch applies them: the first rule whose every
+condition matches decides; when none matches, the attempt is retried.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import fnmatch
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -30,6 +38,9 @@ from inferstack.local.emulator import FAKE_CREDENTIALS, http_json
 from inferstack.local.process import stop_process
 
 STATUS_PATH = "/moto-api/inferstack/batch-job-status"
+OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+EXITED_REASON = "Essential container in task exited"
+_MEMORY_POLL_S = 0.25
 
 
 def substitute_parameters(command: list[str], parameters: dict[str, str]) -> list[str]:
@@ -43,8 +54,18 @@ def substitute_parameters(command: list[str], parameters: dict[str, str]) -> lis
     return out
 
 
-def retry_decision(exit_code: int | None, reason: str, strategy: dict[str, Any]) -> bool:
-    """True = retry this failed attempt (if attempts remain), per evaluateOnExit."""
+def retry_decision(
+    exit_code: int | None,
+    reason: str,
+    strategy: dict[str, Any],
+    status_reason: str | None = None,
+) -> bool:
+    """True = retry this failed attempt (if attempts remain), per evaluateOnExit.
+
+    ``reason``: the container's reason (onReason), ``status_reason``: the attempt's status
+    reason (onStatusReason; None: the same as ``reason``).
+    """
+    status_reason = reason if status_reason is None else status_reason
     for rule in strategy.get("evaluateOnExit", []) or []:
         matches = True
         if "onExitCode" in rule:
@@ -52,7 +73,7 @@ def retry_decision(exit_code: int | None, reason: str, strategy: dict[str, Any])
         if "onReason" in rule:
             matches &= fnmatch.fnmatch(reason, rule["onReason"])
         if "onStatusReason" in rule:
-            matches &= fnmatch.fnmatch(reason, rule["onStatusReason"])
+            matches &= fnmatch.fnmatch(status_reason, rule["onStatusReason"])
         if matches:
             return str(rule.get("action", "")).upper() == "RETRY"
     return True  # no rule matched: Batch retries any failure while attempts remain
@@ -63,6 +84,28 @@ def _vcpus(container: dict[str, Any]) -> int:
         if req.get("type") == "VCPU":
             return max(1, int(float(req["value"])))
     return max(1, int(container.get("vcpus") or 1))
+
+
+def _memory_mib(container: dict[str, Any]) -> int | None:
+    for req in container.get("resourceRequirements", []) or []:
+        if req.get("type") == "MEMORY":
+            return int(float(req["value"]))
+    return int(container["memory"]) if container.get("memory") else None
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (0 when it is gone)."""
+    try:
+        with Path(f"/proc/{pid}/statm").open() as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+def exit_code_of(returncode: int) -> int:
+    """A container killed by signal N exits 128 + N, as the container runtime reports it."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def _resolve_executable(name: str) -> str:
@@ -86,6 +129,7 @@ class LocalJob:
     timeout_s: int | None
     queue_name: str
     status: str = "SUBMITTED"
+    memory_mib: int | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -186,6 +230,7 @@ class BatchRunner:
                 retry_strategy=strategy,
                 timeout_s=int(timeout) if timeout else None,
                 queue_name=queue_name,
+                memory_mib=_memory_mib(container),
             )
             self.jobs[local_id] = local
             child_ids.append(local_id)
@@ -260,17 +305,40 @@ class BatchRunner:
         self.report(job.job_id, "RUNNING")
         if job.parent_id:
             self._update_parent(job.parent_id)
+        oom = threading.Event()
+        watchdog = threading.Thread(
+            target=self._watch_memory, args=(process, job.memory_mib, oom), daemon=True
+        )
+        watchdog.start()
         try:
-            code = process.wait(timeout=job.timeout_s)
-            reason = "" if code == 0 else "Essential container in task exited"
+            code = exit_code_of(process.wait(timeout=job.timeout_s))
+            reason = "" if code == 0 else EXITED_REASON
         except subprocess.TimeoutExpired:
             stop_process(process.pid, group=True, grace=5.0)
-            code, reason = process.wait(), "Job attempt duration exceeded timeout"
+            code, reason = exit_code_of(process.wait()), "Job attempt duration exceeded timeout"
         finally:
             self._running.pop(job.job_id, None)
+            watchdog.join(timeout=2 * _MEMORY_POLL_S)
+        if oom.is_set():
+            code, reason = 137, OOM_REASON
         if self.stop_event.is_set() and code != 0:
             reason = "Terminated: the local runner stopped"
         return code, reason
+
+    @staticmethod
+    def _watch_memory(
+        process: subprocess.Popen[bytes], limit_mib: int | None, oom: threading.Event
+    ) -> None:
+        """Kill the worker like the OOM killer when its RSS goes over the job's MEMORY."""
+        if not limit_mib:
+            return
+        while process.poll() is None:
+            if rss_mib(process.pid) > limit_mib:
+                oom.set()
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                return
+            time.sleep(_MEMORY_POLL_S)
 
     def _execute(self, job: LocalJob) -> None:
         cpus = self._take_cpus(job.vcpus)
@@ -285,7 +353,10 @@ class BatchRunner:
                     job.status = "SUCCEEDED"
                     self.report(job.job_id, "SUCCEEDED", 0)
                     return
-                retry = retry_decision(code, reason, job.retry_strategy)
+                # The container's reason is set for an OOM kill (Batch's onReason); the
+                # attempt's status reason always (onStatusReason).
+                container_reason = reason if reason == OOM_REASON else ""
+                retry = retry_decision(code, container_reason, job.retry_strategy, reason)
                 if attempt < job.attempts_allowed and retry and not self.stop_event.is_set():
                     self.report(job.job_id, "RUNNABLE", code, reason)
                     continue

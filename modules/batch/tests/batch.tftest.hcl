@@ -231,8 +231,8 @@ run "defaults" {
     error_message = "3 attempts with 5 exit conditions and a 1 h attempt timeout"
   }
   assert {
-    condition     = [for c in aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit : c.action] == ["RETRY", "RETRY", "RETRY", "RETRY", "EXIT"] && aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit[3].on_exit_code == "75" && aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit[0].on_status_reason == "Host EC2*"
-    error_message = "retry only infrastructure failures (host, pull, init, exit 75), exit otherwise"
+    condition     = [for c in aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit : c.action] == ["RETRY", "EXIT", "EXIT", "EXIT", "RETRY"] && [for c in aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit : coalesce(c.on_exit_code, "-")] == ["-", "65", "78", "2", "-"] && aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit[4].on_reason == "*" && aws_batch_job_definition.worker.retry_strategy[0].evaluate_on_exit[0].on_status_reason == "Host EC2*"
+    error_message = "exit on the worker's no-retry codes (65, 78, 2); retry everything else, a killed or crashed worker included"
   }
   assert {
     condition     = aws_ecr_repository.worker[0].image_tag_mutability == "IMMUTABLE" && aws_ecr_repository.worker[0].image_scanning_configuration[0].scan_on_push && aws_ecr_repository.worker[0].encryption_configuration[0].encryption_type == "KMS"
