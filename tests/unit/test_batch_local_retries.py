@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,25 @@ def test_retry_rules_first_match_wins_and_no_match_retries() -> None:
     # The status reason decides before the exit code: a host interruption is retried.
     assert retry_decision(65, "", STRATEGY, "Host EC2 (instance i-1) terminated.") is True
     assert retry_decision(1, "", {"attempts": 2, "evaluateOnExit": []}) is True
+
+
+def module_retry_conditions() -> list[dict[str, str]]:
+    """The on-demand retry conditions of modules/batch/batch.tf, as the Batch API names them."""
+    source = (Path(__file__).resolve().parents[2] / "modules/batch/batch.tf").read_text()
+    block = source.split("retry_conditions = [", 1)[1].split("\n  ]\n", 1)[0]
+    names = {
+        "on_status_reason": "onStatusReason",
+        "on_reason": "onReason",
+        "on_exit_code": "onExitCode",
+    }
+    conditions = []
+    for obj in re.findall(r"\{ (action = [^}]*)\}", block):
+        fields = dict(re.findall(r'(\w+) = "([^"]*)"', obj))
+        if "Spot" in fields.get("on_status_reason", ""):
+            continue  # the compute.use_spot alternative of the first condition
+        conditions.append({names.get(k, k): v for k, v in fields.items()})
+    return conditions
+
+
+def test_the_strategy_here_is_the_module_s() -> None:
+    assert module_retry_conditions() == STRATEGY["evaluateOnExit"]
