@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Build the Lambda artifacts into build/dist/, reproducibly.
 
-    layer-x86_64.zip, layer-arm64.zip   runtime dependencies for python3.12 (python/ prefix)
+    layer-x86_64.zip, layer-arm64.zip   runtime dependencies for python3.13 (python/ prefix)
+    layer-x86_64.json, layer-arm64.json  what each layer was built for: Lambda runtime, Python
+                                         version, architecture, sha256 of the zip
     predict.zip                          real-time function code
     dispatcher.zip                       batch dispatcher function code
 
@@ -14,6 +16,12 @@ newer API parameters (the dispatcher's conditional PutObject with IfNoneMatch), 
 functions run with the pinned SDK from the layer (/opt/python comes before the runtime's own
 packages on sys.path). Wheels are downloaded once into build/cache/pip/<arch>/ and a layer is
 rebuilt only when its inputs change.
+
+A layer holds compiled extension modules (cpython-313 .so files) and runs on that Python only.
+The JSON manifest beside each layer zip says which; modules/realtime_api reads it and refuses,
+at plan time, a layer whose runtime or architecture differs from the function's. The function
+zips hold Python source only (the build refuses a compiled module in them), so they run on
+any runtime the layer fits.
 
 Standard library only (plus pip), so it runs before any virtualenv exists.
 """
@@ -37,10 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LAMBDA_PYTHON = "3.12"
+LAMBDA_PYTHON = "3.13"
+LAMBDA_RUNTIME = f"python{LAMBDA_PYTHON}"
 ARCHES = ("x86_64", "arm64")
 # pip platform tags per Lambda architecture; ai-edge-litert 2.3.0 ships manylinux_2_27 wheels,
-# which the python3.12 runtime (Amazon Linux 2023, glibc 2.34) accepts.
+# which the python3.13 runtime (Amazon Linux 2023, glibc 2.34) accepts. pybase64 and protobuf
+# ship manylinux_2_17/manylinux2014 wheels only, hence the older tags too.
 PIP_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 MANYLINUX_TAGS = ("manylinux_2_28", "manylinux_2_27", "manylinux_2_17", "manylinux2014")
 # Parts of ai-edge-litert that the CPU interpreter never loads: the WebGPU accelerator
@@ -157,6 +167,11 @@ def _excluded(rel: str, exclude: tuple[str, ...]) -> bool:
     return any(rel == ex or rel.startswith(ex.rstrip("/") + "/") for ex in exclude)
 
 
+# Compiled extension modules: built for one Python ABI. They belong in the layer (whose
+# manifest records the Python), never in a function zip.
+COMPILED_SUFFIXES = (".so", ".pyd")
+
+
 def function_entries(src_root: Path, spec: FunctionSpec) -> list[tuple[str, Path]]:
     entries: list[tuple[str, Path]] = []
     for package in spec.packages:
@@ -167,6 +182,11 @@ def function_entries(src_root: Path, spec: FunctionSpec) -> list[tuple[str, Path
             rel = path.relative_to(src_root).as_posix()
             if _trimmed(rel) or _excluded(rel, spec.exclude):
                 continue
+            if rel.endswith(COMPILED_SUFFIXES) or ".so." in path.name:
+                raise SystemExit(
+                    f"{spec.name}: {rel} is a compiled module; function zips hold Python source"
+                    " only (compiled dependencies go in the layer, built for one Python)"
+                )
             entries.append((rel, path))
     return entries
 
@@ -250,6 +270,27 @@ def layer_inputs_digest(deps: list[str], arch: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def layer_manifest_path(layer_zip: Path) -> Path:
+    """layer-<arch>.zip -> layer-<arch>.json, the name modules/realtime_api looks for."""
+    return layer_zip.with_suffix(".json")
+
+
+def write_layer_manifest(layer_zip: Path, arch: str) -> Path:
+    """Record beside the zip what it was built for; modules/realtime_api checks it at plan
+    time against the function's runtime and architecture (and the zip against sha256)."""
+    manifest = {
+        "runtime": LAMBDA_RUNTIME,
+        "python_version": LAMBDA_PYTHON,
+        "architecture": arch,
+        "platforms": [f"{tag}_{PIP_ARCH[arch]}" for tag in MANYLINUX_TAGS],
+        "zip": layer_zip.name,
+        "sha256": sha256_file(layer_zip),
+    }
+    path = layer_manifest_path(layer_zip)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def build_layer(
     arch: str, deps: list[str], dist: Path, cache: Path, *, pip: list[str], force: bool = False
 ) -> Path:
@@ -258,6 +299,7 @@ def build_layer(
     digest = layer_inputs_digest(deps, arch)
     if not force and dest.is_file() and stamp.is_file() and stamp.read_text() == digest:
         print(f"layer-{arch}.zip is up to date")
+        write_layer_manifest(dest, arch)
         return dest
     wheels = cache / "pip" / arch
     wheels.mkdir(parents=True, exist_ok=True)
@@ -285,6 +327,7 @@ def build_layer(
         trim_site(site)
         entries = [(p.relative_to(tmp).as_posix(), p) for p in _walk_files(site)]
         write_zip(dest, entries)
+    write_layer_manifest(dest, arch)
     stamp.write_text(digest)
     return dest
 

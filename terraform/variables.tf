@@ -124,9 +124,9 @@ variable "architecture" {
 }
 
 variable "runtime" {
-  description = "Python runtime of the functions (ai-edge-litert needs the glibc of python3.12 or newer)."
+  description = "Python runtime of the functions (ai-edge-litert needs the glibc of python3.12 or newer). The layer is built for python3.13 (layers/build.py); modules/realtime_api refuses a layer whose build manifest names another runtime."
   type        = string
-  default     = "python3.12"
+  default     = "python3.13"
   nullable    = false
 
   validation {

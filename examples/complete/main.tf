@@ -70,7 +70,7 @@ module "realtime_api" {
   function_zip_path = "${local.dist}/predict.zip"
   layer_zip_path    = "${local.dist}/layer-arm64.zip"
   architecture      = "arm64"
-  runtime           = "python3.12"
+  runtime           = "python3.13"
   memory_size       = 3008
   # Opt-ins for an account whose Lambda concurrency quota leaves room above the 100 unreserved
   # AWS keeps (a new account's does not): reserved_concurrency = 40, provisioned_concurrency = 2.
@@ -93,7 +93,7 @@ module "batch" {
   dispatcher_zip_path = "${local.dist}/dispatcher.zip"
   layer_arns          = [module.realtime_api.layer_arn]
   architecture        = "arm64"
-  runtime             = "python3.12"
+  runtime             = "python3.13"
   subnet_ids          = module.network.subnet_ids
   security_group_ids  = [module.network.batch_security_group_id]
   model_uri           = module.model_store.model_uri

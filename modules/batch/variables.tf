@@ -190,9 +190,9 @@ variable "architecture" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime of the dispatcher (python3.12 or newer, like the real-time function, so they share a layer)."
+  description = "Lambda runtime of the dispatcher (python3.12 or newer): the runtime the layers in `layer_arns` were built for, like the real-time function's, so that they share a layer."
   type        = string
-  default     = "python3.12"
+  default     = "python3.13"
   nullable    = false
 
   validation {

@@ -2,6 +2,14 @@
 # Real-time inference function: layer, function, alias, concurrency
 ###############################################################################
 
+locals {
+  # layers/build.py writes beside each layer zip what it was built for (layer-arm64.zip ->
+  # layer-arm64.json): the compiled modules in a layer load on one Python and one instruction
+  # set only, so a mismatch would deploy and then fail every cold start with an ImportError.
+  layer_manifest_path = local.create_layer ? "${trimsuffix(var.layer_zip_path, ".zip")}.json" : null
+  layer_manifest      = !local.create_layer ? null : fileexists(local.layer_manifest_path) ? jsondecode(file(local.layer_manifest_path)) : null
+}
+
 resource "aws_lambda_layer_version" "runtime" {
   count = local.create_layer ? 1 : 0
 
@@ -11,6 +19,21 @@ resource "aws_lambda_layer_version" "runtime" {
   source_code_hash         = filebase64sha256(var.layer_zip_path)
   compatible_runtimes      = [var.runtime]
   compatible_architectures = [var.architecture]
+
+  lifecycle {
+    precondition {
+      condition     = local.layer_manifest == null || try(local.layer_manifest.runtime, null) == var.runtime
+      error_message = "The layer ${var.layer_zip_path} was built for ${try(local.layer_manifest.runtime, "an unrecorded runtime")} (its manifest ${coalesce(local.layer_manifest_path, "-")}), the function runs ${var.runtime}: its compiled modules would not import. Rebuild the layer for ${var.runtime} (make build) or set runtime to the layer's."
+    }
+    precondition {
+      condition     = local.layer_manifest == null || try(local.layer_manifest.architecture, null) == var.architecture
+      error_message = "The layer ${var.layer_zip_path} was built for ${try(local.layer_manifest.architecture, "an unrecorded architecture")} (its manifest ${coalesce(local.layer_manifest_path, "-")}), the function runs on ${var.architecture}. Use the layer zip built for ${var.architecture}."
+    }
+    precondition {
+      condition     = local.layer_manifest == null || try(local.layer_manifest.sha256, null) == filesha256(var.layer_zip_path)
+      error_message = "The manifest ${coalesce(local.layer_manifest_path, "-")} does not describe ${var.layer_zip_path} (sha256 differs): the zip was replaced without its manifest. Rebuild both with layers/build.py."
+    }
+  }
 }
 
 resource "aws_cloudwatch_log_group" "function" {

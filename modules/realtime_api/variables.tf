@@ -75,9 +75,9 @@ variable "architecture" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime. python3.12 or newer: the ai-edge-litert wheels need a newer glibc than the python3.11 runtime (Amazon Linux 2) has."
+  description = "Lambda runtime (Amazon Linux 2023). python3.12 or newer: the ai-edge-litert wheels need a newer glibc than the python3.11 runtime (Amazon Linux 2) has. The layer must be built for the same Python: layers/build.py builds python3.13 layers, and a `layer_zip_path` whose manifest (`<zip name>.json` beside it) names another runtime or architecture is refused at plan time."
   type        = string
-  default     = "python3.12"
+  default     = "python3.13"
   nullable    = false
 
   validation {

@@ -8,7 +8,7 @@
 
 # architecture = "arm64"      # Graviton: layer-arm64.zip (make build) and a linux/arm64 worker image
 #                             # (the README's push steps read `terraform output -raw worker_image_platform`)
-# runtime      = "python3.12"
+# runtime      = "python3.13"
 
 # Real-time function.
 # The defaults deploy in a new account (reduced Lambda quotas): 3008 MB, nothing reserved or

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -10,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from tfsource import docs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,8 +155,49 @@ def test_dependencies_pin_the_aws_sdk_too() -> None:
 def test_pip_is_asked_for_lambda_wheels() -> None:
     args = build.pip_platform_args("arm64")
     assert "manylinux_2_27_aarch64" in args
-    assert args[args.index("--python-version") + 1] == "3.12"
+    assert args[args.index("--python-version") + 1] == "3.13"
     assert "--only-binary=:all:" in args
+
+
+def _runtime_default(config: Path) -> str:
+    (block,) = [
+        b for b in docs.module_blocks(config) if b.kind == "variable" and b.labels == ["runtime"]
+    ]
+    return docs.string_value(block.attributes["default"])
+
+
+@pytest.mark.parametrize(
+    "config", ["modules/realtime_api", "modules/batch", "terraform"], ids=lambda c: c
+)
+def test_terraform_runtime_defaults_to_the_python_the_layer_is_built_for(config: str) -> None:
+    """The default layer (build/dist) and the default runtime of every configuration agree."""
+    assert build.LAMBDA_RUNTIME == "python3.13"
+    assert _runtime_default(REPO_ROOT / config) == build.LAMBDA_RUNTIME
+
+
+def test_layer_manifest_records_what_the_layer_was_built_for(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"\0" * 100)
+    layer = tmp_path / "layer-arm64.zip"
+    build.write_zip(layer, [("python/f", tmp_path / "f")])
+    path = build.write_layer_manifest(layer, "arm64")
+    # The name modules/realtime_api derives from layer_zip_path.
+    assert path == tmp_path / "layer-arm64.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["runtime"] == "python3.13"
+    assert manifest["python_version"] == "3.13"
+    assert manifest["architecture"] == "arm64"
+    assert manifest["zip"] == "layer-arm64.zip"
+    assert manifest["sha256"] == build.sha256_file(layer)
+    assert "manylinux_2_27_aarch64" in manifest["platforms"]
+
+
+def test_function_zips_refuse_compiled_modules(tmp_path: Path) -> None:
+    """A compiled module is built for one Python: it belongs in the layer, whose manifest
+    records which, never in the version-independent function zips."""
+    src = _standin_tree(tmp_path / "src")
+    (src / "inferstack" / "_speedups.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+    with pytest.raises(SystemExit, match=r"_speedups\.cpython-311.*compiled module"):
+        build.build_function(src, build.FUNCTIONS[0], tmp_path / "dist")
 
 
 def test_report_warns_over_the_size_goal(
@@ -183,16 +227,22 @@ def x86_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(f"pip could not fetch the layer's wheels: {exc}")
 
 
-def test_layer_holds_the_runtime_for_python312(x86_layer: Path) -> None:
+def test_layer_holds_the_runtime_for_python313(x86_layer: Path) -> None:
     with zipfile.ZipFile(x86_layer) as zf:
         names = zf.namelist()
     assert names == sorted(names)
     assert all(n.startswith("python/") for n in names)
     assert any(n.startswith("python/ai_edge_litert/interpreter.py") for n in names)
     assert any(
-        n.startswith("python/ai_edge_litert/") and "cpython-312-x86_64" in n for n in names
+        n.startswith("python/ai_edge_litert/") and "cpython-313-x86_64" in n for n in names
     ) or any(n.endswith("libpywrap_litert_common.so") for n in names)
-    assert any(n.startswith("python/numpy/_core/") and "cpython-312-x86_64" in n for n in names)
+    assert any(n.startswith("python/numpy/_core/") and "cpython-313-x86_64" in n for n in names)
+    # No extension module for another Python slipped in.
+    assert not any(re.search(r"cpython-3(?!13)\d+-", n) for n in names)
+    # The manifest beside the zip says what the wheels say.
+    manifest = json.loads(build.layer_manifest_path(x86_layer).read_text())
+    assert manifest["runtime"] == "python3.13" and manifest["architecture"] == "x86_64"
+    assert manifest["sha256"] == build.sha256_file(x86_layer)
     assert any(n.startswith("python/PIL/") for n in names)
     assert any(n.startswith("python/aws_lambda_powertools/") for n in names)
     # The pinned AWS SDK, not the one the runtime happens to bundle.

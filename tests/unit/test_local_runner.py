@@ -118,7 +118,7 @@ def standin_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
     role = iam.create_role(RoleName="standin", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     fn = lam.create_function(
         FunctionName="standin-fn",
-        Runtime="python3.12",
+        Runtime="python3.13",
         Role=role,
         Handler="standin_handler.lambda_handler",
         Code={"ZipFile": _zip_bytes()},
@@ -135,7 +135,7 @@ def standin_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
     lam.create_alias(FunctionName="standin-fn", Name="live", FunctionVersion="$LATEST")
     slow = lam.create_function(
         FunctionName="standin-slow",
-        Runtime="python3.12",
+        Runtime="python3.13",
         Role=role,
         Handler="standin_handler.lambda_handler",
         Code={"ZipFile": _zip_bytes()},

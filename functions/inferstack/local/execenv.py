@@ -11,7 +11,7 @@ and AWS_ENDPOINT_URL so every AWS call goes to the emulator. POWERTOOLS_TRACE_DI
 there is no X-Ray daemon locally. Paths under /tmp in the function's variables are mapped to
 a private per-function folder, as each Lambda environment has its own /tmp.
 
-The code run is the project's installed package (the layer is built for python3.12 on
+The code run is the project's installed package (the layer is built for python3.13 on
 Linux and cannot be loaded by every local interpreter).
 """
 
@@ -100,7 +100,7 @@ def lambda_environment(
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{uuid.uuid4().hex}",
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.runtime or 'python3.12'}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.runtime or 'python3.13'}",
             "_HANDLER": function.handler,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "TMPDIR": str(tmp_dir),

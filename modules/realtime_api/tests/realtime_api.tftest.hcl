@@ -87,8 +87,8 @@ run "defaults" {
     error_message = "wrong handler"
   }
   assert {
-    condition     = aws_lambda_function.this.runtime == "python3.12" && aws_lambda_function.this.architectures == tolist(["arm64"])
-    error_message = "default runtime/architecture must be python3.12 on arm64"
+    condition     = aws_lambda_function.this.runtime == "python3.13" && aws_lambda_function.this.architectures == tolist(["arm64"])
+    error_message = "default runtime/architecture must be python3.13 on arm64"
   }
   assert {
     condition     = aws_lambda_function.this.memory_size == 3008 && aws_lambda_function.this.timeout == 29
@@ -129,7 +129,7 @@ run "defaults" {
     error_message = "no VPC config without subnets"
   }
   assert {
-    condition     = length(aws_lambda_layer_version.runtime) == 1 && aws_lambda_layer_version.runtime[0].compatible_architectures == toset(["arm64"]) && aws_lambda_layer_version.runtime[0].compatible_runtimes == toset(["python3.12"])
+    condition     = length(aws_lambda_layer_version.runtime) == 1 && aws_lambda_layer_version.runtime[0].compatible_architectures == toset(["arm64"]) && aws_lambda_layer_version.runtime[0].compatible_runtimes == toset(["python3.13"])
     error_message = "the layer must be published for the function's runtime and architecture"
   }
   assert {
@@ -318,9 +318,10 @@ run "x86_64_python313" {
   command = plan
 
   variables {
-    architecture = "x86_64"
-    runtime      = "python3.13"
-    memory_size  = 1769
+    architecture   = "x86_64"
+    runtime        = "python3.13"
+    memory_size    = 1769
+    layer_zip_path = "tests/fixtures/x86_64/layer.zip"
   }
 
   assert {
@@ -516,6 +517,56 @@ run "rejects_unversioned_layer_arn" {
     layer_arn      = "arn:aws:lambda:eu-west-1:123456789012:layer:deps"
   }
   expect_failures = [var.layer_arn]
+}
+
+# The layer's build manifest (layers/build.py writes <zip name>.json beside each layer zip)
+# must name the function's runtime and architecture and describe the zip itself.
+
+run "layer_built_for_python312_deploys_with_python312" {
+  command = plan
+  variables {
+    layer_zip_path = "tests/fixtures/python3.12/layer.zip"
+    runtime        = "python3.12"
+  }
+  assert {
+    condition     = aws_lambda_function.this.runtime == "python3.12" && aws_lambda_layer_version.runtime[0].compatible_runtimes == toset(["python3.12"])
+    error_message = "a layer built for python3.12 deploys with runtime python3.12"
+  }
+}
+
+run "rejects_layer_built_for_another_python" {
+  command = plan
+  variables {
+    layer_zip_path = "tests/fixtures/python3.12/layer.zip"
+  }
+  expect_failures = [aws_lambda_layer_version.runtime]
+}
+
+run "rejects_layer_built_for_another_architecture" {
+  command = plan
+  variables {
+    architecture = "x86_64"
+  }
+  expect_failures = [aws_lambda_layer_version.runtime]
+}
+
+run "rejects_layer_that_its_manifest_does_not_describe" {
+  command = plan
+  variables {
+    layer_zip_path = "tests/fixtures/stale/layer.zip"
+  }
+  expect_failures = [aws_lambda_layer_version.runtime]
+}
+
+run "layer_without_manifest_is_not_checked" {
+  command = plan
+  variables {
+    layer_zip_path = "tests/fixtures/function.zip"
+  }
+  assert {
+    condition     = length(aws_lambda_layer_version.runtime) == 1
+    error_message = "a layer zip without a manifest beside it (not built by layers/build.py) is published as is"
+  }
 }
 
 run "rejects_non_zip_function" {
