@@ -11,6 +11,7 @@ import importlib.metadata
 import importlib.util
 import re
 import shlex
+import sys
 import tomllib
 from pathlib import Path
 
@@ -63,6 +64,23 @@ def pinned() -> dict[str, str]:
     return pins
 
 
+def image_python() -> str:
+    """The base image's Python as major.minor, from its tag (python:3.13.15-slim-...)."""
+    match = re.match(r"python:(3\.\d+)\.\d+-", _args()["PYTHON_IMAGE"])
+    assert match, f"cannot read the Python version of {_args()['PYTHON_IMAGE']}"
+    return match.group(1)
+
+
+def _lambda_python() -> str:
+    """The Python layers/build.py builds the Lambda layer for."""
+    spec = importlib.util.spec_from_file_location("layers_build_py", REPO / "layers" / "build.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # its dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return str(module.LAMBDA_PYTHON)
+
+
 def test_base_image_is_pinned_by_version_and_digest() -> None:
     image = _args()["PYTHON_IMAGE"]
     assert re.fullmatch(r"python:3\.\d+\.\d+-slim-[a-z]+@sha256:[0-9a-f]{64}", image), image
@@ -95,6 +113,11 @@ def test_every_pip_install_takes_only_pinned_packages() -> None:
     assert "pip check" in commands, "the build must prove the pinned set complete"
 
 
+def test_worker_runs_the_python_of_the_lambda_runtime() -> None:
+    """The worker and the functions run the same pinned wheels: one Python for both."""
+    assert image_python() == _lambda_python() == "3.13"
+
+
 def test_requirements_pin_exactly_the_projects_dependencies() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     pins = pinned()
@@ -109,8 +132,10 @@ def test_requirements_pin_exactly_the_projects_dependencies() -> None:
 
 def test_requirements_are_complete_and_consistent() -> None:
     """Every package the pinned ones require is pinned too, at a version they accept (from the
-    metadata of the packages installed here, which must be the pinned versions)."""
+    metadata of the packages installed here, which must be the pinned versions), with the
+    markers evaluated for the base image's Python."""
     pins = pinned()
+    python = image_python()
     for name, version in pins.items():
         installed = importlib.metadata.version(name)
         assert installed == version, (
@@ -118,12 +143,8 @@ def test_requirements_are_complete_and_consistent() -> None:
         )
         for line in importlib.metadata.requires(name) or []:
             requirement = Requirement(line)
-            applies = [
-                requirement.marker is None
-                or requirement.marker.evaluate({**MARKER_ENV, "python_version": py})
-                for py in ("3.12", "3.13")
-            ]
-            if not any(applies):
+            environment = {**MARKER_ENV, "python_version": python, "python_full_version": python}
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
                 continue
             dependency = canonicalize_name(requirement.name)
             assert dependency in pins, f"{name} needs {requirement}, which is not pinned"
