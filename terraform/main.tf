@@ -84,6 +84,8 @@ module "realtime_api" {
   layer_zip_path    = local.layer_zip_path
   architecture      = var.architecture
   runtime           = var.runtime
+  # The project's own build always writes the layer's manifest: without one, the zip predates it.
+  require_layer_manifest = var.layer_zip_path == null
 
   memory_size             = var.predict.memory_size
   timeout                 = var.predict.timeout

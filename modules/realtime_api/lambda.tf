@@ -22,6 +22,10 @@ resource "aws_lambda_layer_version" "runtime" {
 
   lifecycle {
     precondition {
+      condition     = !var.require_layer_manifest || local.layer_manifest != null
+      error_message = "The layer ${var.layer_zip_path} has no build manifest beside it (${coalesce(local.layer_manifest_path, "-")}), so what Python it was built for is unknown: rebuild it with layers/build.py (make build)."
+    }
+    precondition {
       condition     = local.layer_manifest == null || try(local.layer_manifest.runtime, null) == var.runtime
       error_message = "The layer ${var.layer_zip_path} was built for ${try(local.layer_manifest.runtime, "an unrecorded runtime")} (its manifest ${coalesce(local.layer_manifest_path, "-")}), the function runs ${var.runtime}: its compiled modules would not import. Rebuild the layer for ${var.runtime} (make build) or set runtime to the layer's."
     }

@@ -51,6 +51,13 @@ variable "layer_zip_path" {
   }
 }
 
+variable "require_layer_manifest" {
+  description = "Refuse a `layer_zip_path` without its build manifest (`<zip name>.json` beside it, written by layers/build.py) instead of publishing it unchecked. The root stack sets it when it deploys the project's own build (build/dist), so that a layer left from an older build, for another Python, cannot deploy."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 variable "layer_arn" {
   description = "ARN of an existing layer version (with version suffix) holding the runtime dependencies, built for `architecture` and `runtime`. Set exactly one of `layer_zip_path` and `layer_arn`."
   type        = string

@@ -569,6 +569,26 @@ run "layer_without_manifest_is_not_checked" {
   }
 }
 
+run "required_layer_manifest_present" {
+  command = plan
+  variables {
+    require_layer_manifest = true
+  }
+  assert {
+    condition     = length(aws_lambda_layer_version.runtime) == 1
+    error_message = "a layer zip with its manifest is published when the manifest is required"
+  }
+}
+
+run "rejects_layer_without_required_manifest" {
+  command = plan
+  variables {
+    layer_zip_path         = "tests/fixtures/function.zip"
+    require_layer_manifest = true
+  }
+  expect_failures = [aws_lambda_layer_version.runtime]
+}
+
 run "rejects_non_zip_function" {
   command = plan
   variables {
