@@ -13,6 +13,19 @@ REGION = "us-east-1"
 DATA_BUCKET = "inferstack-data"
 JOB_QUEUE = "inferstack-batch"
 JOB_DEFINITION = "inferstack-worker"
+# The batch module's retry conditions (modules/batch/batch.tf, on demand), as Batch's
+# DescribeJobDefinitions returns them; tests/unit/test_batch_local_retries.py checks that they
+# are the module's.
+MODULE_RETRY_STRATEGY: dict[str, Any] = {
+    "attempts": 3,
+    "evaluateOnExit": [
+        {"action": "RETRY", "onStatusReason": "Host EC2*"},
+        {"action": "EXIT", "onExitCode": "65"},
+        {"action": "EXIT", "onExitCode": "78"},
+        {"action": "EXIT", "onExitCode": "2"},
+        {"action": "RETRY", "onReason": "*"},
+    ],
+}
 
 
 def create_batch_env(session_or_clients: Any) -> tuple[str, str]:

@@ -24,6 +24,7 @@ import boto3
 import pytest
 from batch_support import (
     DATA_BUCKET,
+    MODULE_RETRY_STRATEGY,
     REGION,
     create_batch_env,
     import_mobilenet,
@@ -189,17 +190,7 @@ def test_worker_killed_mid_shard_resumes_without_loss_or_duplicates(
     assert stats["failed"] == 0
 
 
-# The batch module's retry conditions (modules/batch/batch.tf, on demand), as Batch has them.
-RETRY_STRATEGY = {
-    "attempts": 3,
-    "evaluateOnExit": [
-        {"action": "RETRY", "onStatusReason": "Host EC2*"},
-        {"action": "EXIT", "onExitCode": "65"},
-        {"action": "EXIT", "onExitCode": "78"},
-        {"action": "EXIT", "onExitCode": "2"},
-        {"action": "RETRY", "onReason": "*"},
-    ],
-}
+RETRY_STRATEGY = MODULE_RETRY_STRATEGY
 
 
 def run_child_like_batch(

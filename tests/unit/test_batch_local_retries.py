@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batch_support import MODULE_RETRY_STRATEGY
 from inferstack.local.batch import (
     EXITED_REASON,
     OOM_REASON,
@@ -17,18 +18,7 @@ from inferstack.local.batch import (
     retry_decision,
 )
 
-# The module's retry conditions (modules/batch/batch.tf, on demand), as DescribeJobDefinitions
-# returns them.
-STRATEGY = {
-    "attempts": 3,
-    "evaluateOnExit": [
-        {"action": "RETRY", "onStatusReason": "Host EC2*"},
-        {"action": "EXIT", "onExitCode": "65"},
-        {"action": "EXIT", "onExitCode": "78"},
-        {"action": "EXIT", "onExitCode": "2"},
-        {"action": "RETRY", "onReason": "*"},
-    ],
-}
+STRATEGY = MODULE_RETRY_STRATEGY
 
 
 class RecordingRunner(BatchRunner):
