@@ -465,6 +465,24 @@ def _remove_old_versions(base: Path, keep: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def load_metadata(uri: str | os.PathLike[str], *, s3_client: Any = None) -> BundleMetadata:
+    """Only the model.json of a bundle (a folder or an ``s3://`` URI): which model it names,
+    without downloading or verifying the tflite (``inferstack batch reconcile`` needs only
+    its sha256)."""
+    text = os.fspath(uri)
+    if not is_s3_uri(text):
+        return _read_metadata_file(Path(text) / METADATA_FILE)
+    try:
+        location = parse_s3_uri(text).child(METADATA_FILE)
+    except ValueError as exc:
+        raise ModelUnavailable(str(exc)) from exc
+    client = s3_client if s3_client is not None else s3util.s3_client()
+    try:
+        return parse_metadata(json.loads(_fetch_object(client, location)))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{location.uri} is not valid JSON: {exc}") from exc
+
+
 def load_bundle(
     uri: str | os.PathLike[str],
     *,
@@ -553,6 +571,7 @@ __all__ = [
     "display_label",
     "load_bundle",
     "load_bundle_dir",
+    "load_metadata",
     "normalize_sha256",
     "parse_metadata",
     "read_labels",

@@ -1,4 +1,4 @@
-"""``inferstack batch ...``: bulk submit over a prefix and job status.
+"""``inferstack batch ...``: bulk submit over a prefix, job status and reconcile.
 
 Added to the ``inferstack`` parser by ``add_batch_commands``. Options default to the same
 environment variables the dispatcher reads (DATA_BUCKET, JOB_QUEUE, JOB_DEFINITION,
@@ -129,13 +129,102 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if status["complete"] else EXIT_FAILED
 
 
+def _expected_sha256(args: argparse.Namespace, s3: Any) -> str:
+    """--model-sha256, else model.json's sha256 at --model-uri (then $MODEL_SHA256, $MODEL_URI)."""
+    from inferstack.bundle import load_metadata, normalize_sha256  # noqa: PLC0415
+
+    pinned = args.model_sha256 or (None if args.model_uri else os.environ.get("MODEL_SHA256"))
+    sha = normalize_sha256(pinned)
+    if sha is not None:
+        return sha
+    uri = args.model_uri or os.environ.get("MODEL_URI", "")
+    if not uri:
+        raise ValueError("--model-uri or --model-sha256 (or MODEL_URI, MODEL_SHA256) is required")
+    return load_metadata(uri, s3_client=s3).sha256
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from inferstack.batch.clients import make_client  # noqa: PLC0415
+    from inferstack.batch.naming import normalize_prefix  # noqa: PLC0415
+    from inferstack.batch.reconcile import Reconciler, render_table  # noqa: PLC0415
+    from inferstack.batch.settings import BatchSettings, SettingsError  # noqa: PLC0415
+    from inferstack.batch.submit import (  # noqa: PLC0415
+        JobSubmitter,
+        Submission,
+        SubmissionInProgress,
+    )
+    from inferstack.errors import InferstackError  # noqa: PLC0415
+
+    def fail(message: object) -> int:
+        print(f"inferstack: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    prefixes = {
+        name: normalize_prefix(value)
+        for name in ("input_prefix", "output_prefix", "manifest_prefix")
+        if (value := getattr(args, name)) is not None
+    }
+    try:
+        settings = BatchSettings.from_env(
+            require_jobs=args.submit,
+            bucket=args.bucket,
+            job_queue=args.job_queue,
+            job_definition=args.job_definition,
+            images_per_child=args.images_per_child,
+            max_array_size=args.max_array_size,
+            **prefixes,
+        )
+    except SettingsError as exc:
+        return fail(exc)
+    if args.workers < 1:
+        return fail("--workers must be at least 1")
+    s3 = make_client("s3", max_pool_connections=args.workers)
+    progress = Progress()
+    try:
+        sha = _expected_sha256(args, s3)
+        reconciler = Reconciler(
+            s3,
+            settings.bucket,
+            model_sha256=sha,
+            input_prefix=settings.input_prefix,
+            output_prefix=settings.output_prefix,
+            workers=args.workers,
+        )
+        items = list_images(s3, settings.bucket, args.prefix, settings.has_image_suffix, progress)
+        report = reconciler.run(args.prefix, items)
+        submissions: list[Submission] = []
+        if args.submit and not report.all_current:
+            submitter = JobSubmitter(settings, s3, make_client("batch"), owner=f"cli:{os.getpid()}")
+            salt = f"reconcile:{sha}" + (f":{args.salt}" if args.salt else "")
+            submissions = submitter.submit_items(report.items(), salt=salt, source="reconcile")
+    except (ValueError, InferstackError, SubmissionInProgress) as exc:
+        return fail(exc)
+    except (ClientError, BotoCoreError) as exc:
+        return fail(f"AWS: {exc}")
+    progress.manifests = len(submissions)
+    progress.tick(force=True)
+    if args.json:
+        doc = {**report.to_dict(), "submissions": [s.to_dict() for s in submissions]}
+        print(json.dumps(doc, indent=1, sort_keys=True))
+    else:
+        print(render_table(report))
+        for sub in submissions:
+            what = f"{sub.job_name}, {sub.count} images, {sub.children} children"
+            print(f"{sub.status} job {sub.job_id} ({what}, {sub.manifest_uri})")
+    if report.total == 0:
+        print(f"no images under s3://{settings.bucket}/{args.prefix}", file=sys.stderr)
+    return EXIT_OK if report.all_current else EXIT_FAILED
+
+
 def _env_int(name: str) -> int | None:
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else None
 
 
 def add_batch_commands(subparsers: Any) -> None:
-    batch = subparsers.add_parser("batch", help="batch jobs: bulk submit, status")
+    batch = subparsers.add_parser("batch", help="batch jobs: bulk submit, status, reconcile")
     commands = batch.add_subparsers(dest="batch_command", metavar="COMMAND", required=True)
 
     submit = commands.add_parser(
@@ -188,3 +277,47 @@ def add_batch_commands(subparsers: Any) -> None:
         "--no-batch", action="store_true", help="do not read attempts and exits from AWS Batch"
     )
     status.set_defaults(func=_cmd_status)
+    _add_reconcile(commands)
+
+
+def _add_reconcile(commands: Any) -> None:
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="list (and resubmit) the images under a prefix without a current output",
+        description="List the images under s3://BUCKET/PREFIX and their output records and "
+        "class each image: current (the record names the input's current ETag and the "
+        "expected model sha256), missing (no output), stale_input (made from another ETag, "
+        "whatever the model), other_model (made by another model sha256), unreadable_record "
+        "(not a JSON record). An error record (an 'error' key) for the same ETag and model "
+        "counts as current: the image was tried and cannot be classified. Prints the counts "
+        "and the keys not current (--json: one document); exit 0 when all are current, 1 when "
+        "some are not (with --submit too: it reports the state found), 2 on a usage or access "
+        "error. --submit submits exactly the keys not current as array jobs (manifests named "
+        "by their content, the model sha256 and --salt, so running it again while those jobs "
+        "run submits nothing new; pass --salt to resubmit after they end).",
+    )
+    reconcile.add_argument("--bucket", default=None, help="data bucket (default $DATA_BUCKET)")
+    reconcile.add_argument("--prefix", required=True, help="key prefix to list, e.g. input/2024/")
+    model = reconcile.add_mutually_exclusive_group()
+    model.add_argument(
+        "--model-uri",
+        default=None,
+        help="bundle (s3:// or folder) whose model.json names the model (default $MODEL_URI)",
+    )
+    model.add_argument(
+        "--model-sha256", default=None, help="the expected model sha256 (default $MODEL_SHA256)"
+    )
+    reconcile.add_argument("--input-prefix", default=None, help="default $INPUT_PREFIX")
+    reconcile.add_argument("--output-prefix", default=None, help="default $OUTPUT_PREFIX")
+    reconcile.add_argument("--workers", type=int, default=16, help="concurrent record reads")
+    reconcile.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    reconcile.add_argument(
+        "--submit", action="store_true", help="submit the keys not current as array jobs"
+    )
+    reconcile.add_argument("--job-queue", default=None, help="default $JOB_QUEUE")
+    reconcile.add_argument("--job-definition", default=None, help="default $JOB_DEFINITION")
+    reconcile.add_argument("--images-per-child", type=int, default=_env_int("IMAGES_PER_CHILD"))
+    reconcile.add_argument("--max-array-size", type=int, default=_env_int("MAX_ARRAY_SIZE"))
+    reconcile.add_argument("--manifest-prefix", default=None, help="default $MANIFEST_PREFIX")
+    reconcile.add_argument("--salt", default="", help="submit the same keys again as new jobs")
+    reconcile.set_defaults(func=_cmd_reconcile)
