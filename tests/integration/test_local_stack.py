@@ -164,7 +164,13 @@ def test_batch_jobs_report_what_ran(endpoints: dict[str, Any]) -> None:
     summaries = batch.list_jobs(jobQueue=endpoints["job_queue"], filters=every)["jobSummaryList"]
     parents = [j["jobId"] for j in summaries if ":" not in j["jobId"]]
     assert parents, "the dispatcher submitted no job"
+    # A job's last outputs land a moment before its children write their summaries and exit.
+    deadline = time.monotonic() + 60
     jobs = batch.describe_jobs(jobs=parents)["jobs"]
+    while any(j["status"] not in ("SUCCEEDED", "FAILED") for j in jobs):
+        assert time.monotonic() < deadline, [(j["jobId"], j["status"]) for j in jobs]
+        time.sleep(0.5)
+        jobs = batch.describe_jobs(jobs=parents)["jobs"]
     for job in jobs:
         assert job["status"] == "SUCCEEDED", job
         children = job.get("arrayProperties", {}).get("size")

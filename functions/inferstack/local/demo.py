@@ -137,13 +137,19 @@ def run_demo(
         return 0 if len(results) == len(wanted) else 1
 
 
-def print_batch_jobs(ep: dict[str, Any]) -> None:
+def print_batch_jobs(ep: dict[str, Any], timeout: float = 60) -> None:
+    """The array jobs and their final status: a job's last outputs land a moment before its
+    children write their summaries and exit, so wait (bounded) for it to end."""
     batch = client("batch", ep["emulator_url"], ep["region"])
     every = [{"name": "JOB_NAME", "values": ["*"]}]
     jobs = batch.list_jobs(jobQueue=ep["job_queue"], filters=every)
     parents = [j for j in jobs.get("jobSummaryList", []) if ":" not in j["jobId"]]
+    deadline = time.monotonic() + timeout
     for job in parents:
         detail = batch.describe_jobs(jobs=[job["jobId"]])["jobs"][0]
+        while detail["status"] not in ("SUCCEEDED", "FAILED") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            detail = batch.describe_jobs(jobs=[job["jobId"]])["jobs"][0]
         summary = detail.get("arrayProperties", {}).get("statusSummary")
         print(f"  Batch job {job['jobName']} {job['jobId']}: {detail['status']}"
               + (f" children {summary}" if summary else ""))  # fmt: skip
