@@ -207,6 +207,11 @@ def _parse_output(data: Any) -> OutputSpec:
     )
 
 
+def _is_sha256(text: str) -> bool:
+    """64 lower-case hex digits."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 def parse_metadata(data: Any) -> BundleMetadata:
     """Validate a model.json document; every problem is a BundleError naming the field."""
     if not isinstance(data, Mapping):
@@ -218,7 +223,7 @@ def parse_metadata(data: Any) -> BundleMetadata:
             f"(this runtime reads {SCHEMA_VERSION})"
         )
     sha = _as_str(_require(data, "sha256", ""), "sha256").lower()
-    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+    if not _is_sha256(sha):
         raise BundleError(f"model.json: sha256 must be 64 hex digits, got {sha!r}")
     version = _require(data, "version", "")
     if isinstance(version, int) and not isinstance(version, bool):
@@ -317,7 +322,7 @@ def normalize_sha256(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     sha = value.strip().lower()
-    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+    if not _is_sha256(sha):
         raise ValueError(f"an expected model sha256 must be 64 hex digits, got {value!r}")
     return sha
 
@@ -390,6 +395,26 @@ def _download(client: Any, location: S3Location, dest: Path) -> None:
         raise ModelUnavailable(f"cannot download {location.uri}: {exc}") from exc
 
 
+def _client_for(uri: str, client: Any) -> Any:
+    """``client``, or a new S3 client; a configuration problem makes the model unavailable."""
+    if client is not None:
+        return client
+    try:
+        return s3util.s3_client()
+    except Exception as exc:  # botocore configuration errors (region, profile, ...)
+        raise ModelUnavailable(f"cannot create an S3 client for {uri}: {exc}") from exc
+
+
+def _fetch_metadata(client: Any, location: S3Location) -> tuple[bytes, BundleMetadata]:
+    """The model.json of the bundle at ``location``: its bytes and what they say."""
+    target = location.child(METADATA_FILE)
+    raw = _fetch_object(client, target)
+    try:
+        return raw, parse_metadata(json.loads(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{target.uri} is not valid JSON: {exc}") from exc
+
+
 def _load_s3_bundle(
     uri: str, cache_dir: Path | None, client: Any, expected_sha256: str | None = None
 ) -> ModelBundle:
@@ -402,16 +427,8 @@ def _load_s3_bundle(
     process never sees a partial bundle.
     """
     location = parse_s3_uri(uri)
-    if client is None:
-        try:
-            client = s3util.s3_client()
-        except Exception as exc:  # botocore configuration errors (region, profile, ...)
-            raise ModelUnavailable(f"cannot create an S3 client for {uri}: {exc}") from exc
-    raw_metadata = _fetch_object(client, location.child(METADATA_FILE))
-    try:
-        metadata = parse_metadata(json.loads(raw_metadata))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{location.child(METADATA_FILE).uri} is not valid JSON: {exc}") from exc
+    client = _client_for(uri, client)
+    raw_metadata, metadata = _fetch_metadata(client, location)
     check_expected_sha256(metadata, expected_sha256, uri)
 
     base = cache_dir_for(uri, cache_dir)
@@ -473,14 +490,10 @@ def load_metadata(uri: str | os.PathLike[str], *, s3_client: Any = None) -> Bund
     if not is_s3_uri(text):
         return _read_metadata_file(Path(text) / METADATA_FILE)
     try:
-        location = parse_s3_uri(text).child(METADATA_FILE)
+        location = parse_s3_uri(text)
     except ValueError as exc:
         raise ModelUnavailable(str(exc)) from exc
-    client = s3_client if s3_client is not None else s3util.s3_client()
-    try:
-        return parse_metadata(json.loads(_fetch_object(client, location)))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{location.uri} is not valid JSON: {exc}") from exc
+    return _fetch_metadata(_client_for(text, s3_client), location)[1]
 
 
 def load_bundle(
