@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
+
+import boto3
+from inferstack.batch.worker import TEST_CRASH_ENV
+from moto import mock_aws
 
 REGION = "us-east-1"
 DATA_BUCKET = "inferstack-data"
@@ -257,3 +263,25 @@ def read_outputs(s3: Any, prefix: str = "output/") -> dict[str, dict[str, Any]]:
             body = s3.get_object(Bucket=DATA_BUCKET, Key=obj["Key"])["Body"].read()
             records[obj["Key"]] = json.loads(body)
     return records
+
+
+@contextlib.contextmanager
+def worker_s3(monkeypatch: Any, tmp_path: Path) -> Iterator[Any]:
+    """An in-process moto S3 with the data and model buckets, in the environment a worker run
+    outside Batch sees: no endpoint, profile, job id, index, attempt or test fault hook."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_BATCH_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_BATCH_JOB_ARRAY_INDEX", "AWS_BATCH_JOB_ATTEMPT", TEST_CRASH_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "model-cache"))
+    monkeypatch.setenv("DATA_BUCKET", DATA_BUCKET)
+    monkeypatch.setenv("OUTPUT_PREFIX", "output/")
+    monkeypatch.setenv("INFERSTACK_S3_MAX_ATTEMPTS", "2")
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=DATA_BUCKET)
+        client.create_bucket(Bucket="models")
+        yield client

@@ -7,38 +7,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from batch_support import (
     DATA_BUCKET,
-    REGION,
     photo_jpegs,
     put_images,
     read_outputs,
     upload_bundle,
+    worker_s3,
     write_manifests,
 )
 from inferstack.batch.worker import EXIT_CONFIG, EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL
 from inferstack_worker.main import main as worker_main
-from moto import mock_aws
 
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_BATCH_JOB_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("AWS_BATCH_JOB_ARRAY_INDEX", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "model-cache"))
-    monkeypatch.setenv("DATA_BUCKET", DATA_BUCKET)
-    monkeypatch.setenv("OUTPUT_PREFIX", "output/")
-    monkeypatch.setenv("INFERSTACK_S3_MAX_ATTEMPTS", "2")
-    with mock_aws():
-        client = boto3.client("s3", region_name=REGION)
-        client.create_bucket(Bucket=DATA_BUCKET)
-        client.create_bucket(Bucket="models")
+    with worker_s3(monkeypatch, tmp_path) as client:
         yield client
 
 
