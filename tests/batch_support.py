@@ -6,8 +6,9 @@ import contextlib
 import io
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -285,3 +286,55 @@ def worker_s3(monkeypatch: Any, tmp_path: Path) -> Iterator[Any]:
         client.create_bucket(Bucket=DATA_BUCKET)
         client.create_bucket(Bucket="models")
         yield client
+
+
+# The dispatcher's environment as modules/batch sets it (with a small IMAGES_PER_CHILD).
+DISPATCHER_ENV = {
+    "DATA_BUCKET": DATA_BUCKET,
+    "INPUT_PREFIX": "input/",
+    "OUTPUT_PREFIX": "output/",
+    "MANIFEST_PREFIX": "manifests/",
+    "IMAGE_SUFFIXES": ".jpg,.jpeg,.png,.webp,.bmp,.gif",
+    "IMAGES_PER_CHILD": "2",
+    "MAX_ARRAY_SIZE": "10000",
+    "JOB_QUEUE": JOB_QUEUE,
+    "JOB_DEFINITION": JOB_DEFINITION,
+    "POWERTOOLS_METRICS_NAMESPACE": "Inferstack",
+    "POWERTOOLS_SERVICE_NAME": "inferstack-dispatcher",
+}
+
+
+class DispatcherContext:
+    """The Lambda context the dispatcher's handler reads."""
+
+    function_name = "dispatcher"
+    memory_limit_in_mb = 256
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:dispatcher"
+    aws_request_id = "req-1"
+
+
+@contextlib.contextmanager
+def dispatcher_aws(
+    monkeypatch: Any, env: dict[str, str] = DISPATCHER_ENV
+) -> Iterator[tuple[ModuleType, Callable[[str], Any]]]:
+    """The dispatcher's handler on moto in-process, with the data bucket and a Batch job queue
+    and job definition; yields the handler module and a factory of the test's own clients."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        from inferstack_dispatcher import handler  # noqa: PLC0415  (reads the environment)
+
+        handler._clients.cache_clear()
+
+        def client(service: str) -> Any:
+            return boto3.client(service, region_name=REGION)
+
+        client("s3").create_bucket(Bucket=DATA_BUCKET)
+        create_batch_env(client)
+        yield handler, client
+        handler._clients.cache_clear()

@@ -6,67 +6,27 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from batch_support import (
     DATA_BUCKET,
-    REGION,
     TEST_EVENT,
-    create_batch_env,
+    DispatcherContext,
+    dispatcher_aws,
     s3_record,
     sqs_event,
     sqs_message,
 )
 from inferstack.batch.manifest import Manifest, parse_shard
-from moto import mock_aws
-
-ENV = {
-    "DATA_BUCKET": DATA_BUCKET,
-    "INPUT_PREFIX": "input/",
-    "OUTPUT_PREFIX": "output/",
-    "MANIFEST_PREFIX": "manifests/",
-    "IMAGE_SUFFIXES": ".jpg,.jpeg,.png,.webp,.bmp,.gif",
-    "IMAGES_PER_CHILD": "2",
-    "MAX_ARRAY_SIZE": "10000",
-    "JOB_QUEUE": "inferstack-batch",
-    "JOB_DEFINITION": "inferstack-worker",
-    "POWERTOOLS_METRICS_NAMESPACE": "Inferstack",
-    "POWERTOOLS_SERVICE_NAME": "inferstack-dispatcher",
-}
-
-
-class Context:
-    function_name = "dispatcher"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:dispatcher"
-    aws_request_id = "req-1"
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws(config={"batch": {"use_docker": False}}):
-        from inferstack_dispatcher import handler  # noqa: PLC0415
-
-        handler._clients.cache_clear()
-
-        def client(service: str) -> Any:
-            return boto3.client(service, region_name=REGION)
-
-        client("s3").create_bucket(Bucket=DATA_BUCKET)
-        create_batch_env(client)
+    with dispatcher_aws(monkeypatch) as (handler, client):
         yield {"handler": handler, "s3": client("s3"), "batch": client("batch")}
-        handler._clients.cache_clear()
 
 
 def invoke(aws: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-    return aws["handler"].lambda_handler(event, Context())
+    return aws["handler"].lambda_handler(event, DispatcherContext())
 
 
 def jobs(aws: dict[str, Any]) -> list[dict[str, Any]]:

@@ -18,14 +18,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from batch_support import DATA_BUCKET, REGION, create_batch_env, s3_record, sqs_event, sqs_message
+from batch_support import (
+    DATA_BUCKET,
+    DISPATCHER_ENV,
+    DispatcherContext,
+    dispatcher_aws,
+    s3_record,
+    sqs_event,
+    sqs_message,
+)
 from inferstack.batch.manifest import make_item
 from inferstack.batch.naming import marker_key
 from inferstack.batch.settings import BatchSettings
 from inferstack.batch.submit import JobSubmitter
-from moto import mock_aws
 from tfsource import docs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,19 +51,8 @@ ACTION_OF = {
     ("s3", "HeadBucket"): "s3:ListBucket",
 }
 
-ENV = {
-    "DATA_BUCKET": DATA_BUCKET,
-    "INPUT_PREFIX": "input/",
-    "OUTPUT_PREFIX": "output/",
-    "MANIFEST_PREFIX": "manifests/",
-    "IMAGE_SUFFIXES": ".jpg,.png",
-    "IMAGES_PER_CHILD": "2",
-    "MAX_ARRAY_SIZE": "10000",
-    "JOB_QUEUE": "inferstack-batch",
-    "JOB_DEFINITION": "inferstack-worker",
-    "POWERTOOLS_METRICS_NAMESPACE": "Inferstack",
-    "POWERTOOLS_SERVICE_NAME": "inferstack-dispatcher",
-}
+# The image suffixes these tests were written with (they upload .jpg and .png only).
+ENV = {**DISPATCHER_ENV, "IMAGE_SUFFIXES": ".jpg,.png"}
 
 
 def policy_statements(name: str) -> dict[str, set[str]]:
@@ -96,37 +91,13 @@ class Recorder:
         self.actions.add(ACTION_OF.get((prefix, model.name), f"{prefix}:{model.name}"))
 
 
-class Context:
-    aws_request_id = "req-1"
-    function_name = "dispatcher"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:dispatcher"
-
-
 @pytest.fixture
 def dispatcher(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Recorder, Any]]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws(config={"batch": {"use_docker": False}}):
-        from inferstack_dispatcher import handler  # noqa: PLC0415
-
-        handler._clients.cache_clear()
-
-        def client(service: str) -> Any:
-            return boto3.client(service, region_name=REGION)
-
-        s3 = client("s3")  # the test's own client: set-up and inspection, not recorded
-        s3.create_bucket(Bucket=DATA_BUCKET)
-        create_batch_env(client)
+    with dispatcher_aws(monkeypatch, ENV) as (handler, client):
         recorder = Recorder()
         recorder.watch(*handler._clients())
-        yield handler, recorder, s3
-        handler._clients.cache_clear()
+        # The test's own client: set-up and inspection, not recorded.
+        yield handler, recorder, client("s3")
 
 
 def _event(key: str, etag: str) -> dict[str, Any]:
@@ -150,7 +121,7 @@ def test_the_dispatcher_policy_grants_exactly_what_its_code_calls(
     handler, recorder, s3 = dispatcher
 
     def invoke(event: dict[str, Any]) -> None:
-        assert handler.lambda_handler(event, Context()) == {"batchItemFailures": []}
+        assert handler.lambda_handler(event, DispatcherContext()) == {"batchItemFailures": []}
 
     # 1. A new manifest: shard, claim, manifest, job, marker. 2. Its redelivery.
     invoke(_event("input/a.jpg", "e1"))
