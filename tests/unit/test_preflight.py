@@ -820,3 +820,14 @@ def test_readme_lists_every_action_the_checks_call() -> None:
         assert f"`{check.name}`" in section
         for action in check.actions:
             assert action in section, action
+
+
+def test_the_dispatchers_settings_are_read_from_tfvars(tmp_path: Path) -> None:
+    """The root stack passes batch.dispatcher through to the batch module."""
+    tfvars = tmp_path / "aws.tfvars"
+    tfvars.write_text(
+        "batch = { dispatcher = { reserved_concurrency = 10, memory_size = 1024 } }\n",
+        encoding="utf-8",
+    )
+    settings = StackSettings.load([tfvars])
+    assert (settings.dispatcher_reserved_concurrency, settings.dispatcher_memory_size) == (10, 1024)

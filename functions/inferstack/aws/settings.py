@@ -59,8 +59,13 @@ SOURCES: dict[str, Source] = {
     "provisioned_concurrency": Source(
         ("provisioned_concurrency",), (ROOT, "provisioned_concurrency", None)
     ),
-    "dispatcher_memory_size": Source(None, (BATCH, "dispatcher", "memory_size")),
-    "dispatcher_reserved_concurrency": Source(None, (BATCH, "dispatcher", "reserved_concurrency")),
+    "dispatcher_memory_size": Source(
+        ("batch", "dispatcher", "memory_size"), (BATCH, "dispatcher", "memory_size")
+    ),
+    "dispatcher_reserved_concurrency": Source(
+        ("batch", "dispatcher", "reserved_concurrency"),
+        (BATCH, "dispatcher", "reserved_concurrency"),
+    ),
     "batch_job_vcpu": Source(("batch", "job", "vcpu"), (BATCH, "job", "vcpu")),
     "batch_max_vcpus": Source(("batch", "compute", "max_vcpus"), (BATCH, "compute", "max_vcpus")),
     "batch_use_spot": Source(None, (BATCH, "compute", "use_spot")),
