@@ -89,31 +89,30 @@ def succeeded_ids(records: list[dict], result: Any, report_failures: bool) -> se
 
 
 class BatchGatherer:
-    """The messages of one batch, bounded by the batch size and the invocation payload."""
+    """The records of one batch, bounded by the batch size and the invocation payload."""
 
-    def __init__(self, mapping: QueueMapping, region: str) -> None:
-        self.mapping = mapping
-        self.region = region
-        self.messages: list[dict] = []
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.records: list[dict] = []
         self.payload_bytes = len(b'{"Records": []}')
         self.closed = False
 
     @property
     def room(self) -> int:
-        return self.mapping.batch_size - len(self.messages)
+        return self.batch_size - len(self.records)
 
     @property
     def full(self) -> bool:
         return self.closed or self.room <= 0
 
-    def add(self, messages: list[dict]) -> list[dict]:
-        """Add what fits; return the messages that would take the payload over the limit."""
-        for index, message in enumerate(messages):
-            size = len(json.dumps(lambda_record(message, self.mapping, self.region))) + 2
-            if self.messages and self.payload_bytes + size > MAX_PAYLOAD_BYTES:
+    def add(self, records: list[dict]) -> list[dict]:
+        """Add what fits; return the records that would take the payload over the limit."""
+        for index, record in enumerate(records):
+            size = len(json.dumps(record)) + 2
+            if self.records and self.payload_bytes + size > MAX_PAYLOAD_BYTES:
                 self.closed = True
-                return messages[index:]
-            self.messages.append(message)
+                return records[index:]
+            self.records.append(record)
             self.payload_bytes += size
         return []
 
@@ -132,7 +131,7 @@ class QueuePoller:
         self.batches = 0
         self.deleted = 0
         self.failed = 0
-        self._carried_over: list[dict] = []  # received, but over the last batch's payload limit
+        self._carried_over: list[dict] = []  # records over the last batch's payload limit
 
     def start(self) -> None:
         self.thread.start()
@@ -142,6 +141,7 @@ class QueuePoller:
         self.thread.join(timeout=self.wait_s + 5)
 
     def _poll(self, max_messages: int, wait_s: int) -> list[dict]:
+        """Messages received, as the records of Lambda's SQS event."""
         answer = self.sqs.receive_message(
             QueueUrl=self.mapping.queue_url,
             MaxNumberOfMessages=max_messages,
@@ -149,17 +149,14 @@ class QueuePoller:
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        return answer.get("Messages", [])
+        return [lambda_record(m, self.mapping, self.region) for m in answer.get("Messages", [])]
 
     def _receive(self) -> list[dict]:
-        """One batch: see the module docstring for when it is complete."""
-        batch = BatchGatherer(self.mapping, self.region)
-        carried, self._carried_over = self._carried_over, []
-        self._carried_over = batch.add(carried)
+        """One batch of records: see the module docstring for when it is complete."""
+        batch = BatchGatherer(self.mapping.batch_size)
+        self._carried_over = batch.add(self._carried_over)
         window = self.mapping.batching_window_s
-        deadline: float | None = time.monotonic() if batch.messages else None
-        if deadline is not None:
-            deadline += window
+        deadline = time.monotonic() + window if batch.records else None
         while not batch.full and not self.stop_event.is_set():
             if deadline is None:
                 wait = self.wait_s  # nothing yet: a long poll, then look at stop_event again
@@ -176,13 +173,12 @@ class QueuePoller:
             if deadline is None:
                 deadline = time.monotonic() + window
             self._carried_over += batch.add(received)
-        return batch.messages
+        return batch.records
 
     def poll_once(self) -> int:
-        messages = self._receive()
-        if not messages:
+        records = self._receive()
+        if not records:
             return 0
-        records = [lambda_record(m, self.mapping, self.region) for m in messages]
         request_id = str(uuid.uuid4())
         try:
             result = self.invoke(
