@@ -21,7 +21,7 @@ export TF_PLUGIN_CACHE_DIR := $(TF_PLUGIN_CACHE)
 export TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE := true
 endif
 
-.PHONY: help venv tf-config checkov lint fmt test test-unit bench model build up down demo clean
+.PHONY: help venv tf-config checkov lint fmt test test-unit bench model build rootfs up down demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ model: $(STAMP) ## build the ResNet-50 int8 bundle in build/model/resnet50-int8 
 
 build: $(STAMP) ## Lambda layers (x86_64, arm64) and function zips in build/dist/, reproducible
 	$(BIN)/python layers/build.py
+
+rootfs: $(STAMP) ## Debian trixie root file systems with python3.13 (x86_64, arm64) in build/rootfs/, built once
+	$(BIN)/python -m inferstack.local.rootfs --arch x86_64 --arch arm64
 
 # The local cloud: moto server + local runner, no Docker. MODEL=<bundle dir> deploys that
 # bundle; IMAGES=<dir> adds photos to the demo; KEEP=1 leaves the demo stack running.
