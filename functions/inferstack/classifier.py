@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -23,18 +22,19 @@ import numpy as np
 
 from inferstack.bundle import ModelBundle, Normalization, display_label, load_bundle
 from inferstack.errors import BundleError, InvalidParameter, ModelUnavailable
-from inferstack.images import (
-    DRAFT_FACTOR,
-    ImageLimits,
-    draft_size_for,
-    load_image,
-    preprocess,
-)
+from inferstack.images import DRAFT_FACTOR, ImageLimits, draft_size_for
 from inferstack.runtime import make_interpreter
 
 MAX_TOP_K = 1000
 
-__all__ = ["Classification", "Classifier", "Prediction", "build_input_lut", "softmax"]
+__all__ = [
+    "Classification",
+    "Classifier",
+    "Prediction",
+    "build_input_lut",
+    "check_top_k",
+    "softmax",
+]
 
 
 class Prediction(TypedDict):
@@ -192,8 +192,9 @@ class Classifier:
 
     def prepare(self, data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
         """Decode + preprocess only (thread-safe): HxWx3 uint8 in the model's channel order."""
-        img = load_image(data, limits or ImageLimits(), draft_size=self.draft_size)
-        return preprocess(img, self.input_spec)
+        from inferstack.pipeline import Pipeline  # noqa: PLC0415
+
+        return Pipeline(self, limits).prepare(data).pixels
 
     def quantize(self, pixels: np.ndarray) -> np.ndarray:
         """The model input tensor [1, H, W, 3] for preprocessed pixels."""
@@ -252,29 +253,16 @@ class Classifier:
 
     def classify_array(self, pixels: np.ndarray, *, top_k: int = 5) -> list[Prediction]:
         """Classify pixels returned by ``prepare``/``preprocess``."""
-        _check_top_k(top_k)
+        check_top_k(top_k)
         return self.top_k(self.probabilities(self._invoke(self.quantize(pixels))), top_k)
 
     def classify_bytes(
         self, data: bytes, *, top_k: int = 5, limits: ImageLimits | None = None
     ) -> Classification:
-        _check_top_k(top_k)
-        start = time.perf_counter()
-        img = load_image(data, limits or ImageLimits(), draft_size=self.draft_size)
-        decoded = time.perf_counter()
-        pixels = preprocess(img, self.input_spec)
-        preprocessed = time.perf_counter()
-        predictions = self.classify_array(pixels, top_k=top_k)
-        done = time.perf_counter()
-        return Classification(
-            predictions=predictions,
-            timing_ms={
-                "decode": _ms(decoded - start),
-                "preprocess": _ms(preprocessed - decoded),
-                "infer": _ms(done - preprocessed),
-                "total": _ms(done - start),
-            },
-        )
+        """The whole path for one image (``inferstack.pipeline.Pipeline.run``)."""
+        from inferstack.pipeline import Pipeline  # noqa: PLC0415
+
+        return Pipeline(self, limits).run(data, top_k=top_k)
 
     def describe(self) -> dict[str, Any]:
         """model.json plus the tensor details the runtime read from the tflite file."""
@@ -290,14 +278,11 @@ class Classifier:
         }
 
 
-def _check_top_k(top_k: int) -> None:
+def check_top_k(top_k: int) -> None:
+    """InvalidParameter (422) unless ``top_k`` is an integer in 1..MAX_TOP_K."""
     if (
         isinstance(top_k, bool)
         or not isinstance(top_k, int | np.integer)
         or not (1 <= top_k <= MAX_TOP_K)
     ):
         raise InvalidParameter(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000.0, 3)

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -374,15 +373,12 @@ class _Prepared:
     """One image after reading + decoding + preprocessing (in a prefetch thread)."""
 
     path: str
-    pixels: Any = None  # np.ndarray when the image is usable
+    prepared: Any = None  # inferstack.pipeline.Prepared when the image is usable
     error: dict[str, str] | None = None
     status: int = EXIT_OK
-    timing_ms: dict[str, float] = field(default_factory=dict)
 
 
-def _prepare_file(classifier: Any, path: str) -> _Prepared:
-    from inferstack.images import ImageLimits, load_image, preprocess  # noqa: PLC0415
-
+def _prepare_file(pipeline: Any, path: str) -> _Prepared:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -391,23 +387,14 @@ def _prepare_file(classifier: Any, path: str) -> _Prepared:
     except OSError as exc:
         error = {"code": "file_unreadable", "message": exc.strerror or str(exc)}
         return _Prepared(path, error=error, status=EXIT_USAGE)
-    start = time.perf_counter()
     try:
-        img = load_image(data, ImageLimits(), draft_size=classifier.draft_size)
-        decoded = time.perf_counter()
-        pixels = preprocess(img, classifier.input_spec)
-        done = time.perf_counter()
+        prepared = pipeline.prepare(data)
     except InferstackError as exc:
         return _Prepared(path, error=exc.to_dict(), status=EXIT_IMAGE_FAILED)
-    timing = {"decode": _ms(decoded - start), "preprocess": _ms(done - decoded)}
-    return _Prepared(path, pixels, timing_ms=timing)
+    return _Prepared(path, prepared)
 
 
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000.0, 3)
-
-
-def _prefetched(classifier: Any, paths: Sequence[str], workers: int) -> Iterator[_Prepared]:
+def _prefetched(pipeline: Any, paths: Sequence[str], workers: int) -> Iterator[_Prepared]:
     """Images prepared by ``workers`` threads ahead of the interpreter, in input order.
 
     At most 2 x workers images are in flight, so memory stays flat for any number of files.
@@ -417,36 +404,35 @@ def _prefetched(classifier: Any, paths: Sequence[str], workers: int) -> Iterator
         pending: deque[Future[_Prepared]] = deque()
         remaining = iter(paths)
         for path in islice(remaining, window):
-            pending.append(pool.submit(_prepare_file, classifier, path))
+            pending.append(pool.submit(_prepare_file, pipeline, path))
         while pending:
             done = pending.popleft().result()
             for path in islice(remaining, 1):
-                pending.append(pool.submit(_prepare_file, classifier, path))
+                pending.append(pool.submit(_prepare_file, pipeline, path))
             yield done
 
 
-def _classify_prepared(classifier: Any, item: _Prepared, top_k: int, timing: bool) -> dict:
+def _classify_prepared(pipeline: Any, item: _Prepared, top_k: int, timing: bool) -> dict:
     if item.error is not None:
         return {"image": item.path, "error": item.error}
-    start = time.perf_counter()
-    predictions = classifier.classify_array(item.pixels, top_k=top_k)
-    record: dict[str, Any] = {"image": item.path, "predictions": predictions}
+    # As the API reports it; the time an image waited in the prefetch queue is excluded.
+    result = pipeline.classify(item.prepared, top_k=top_k)
+    record: dict[str, Any] = {"image": item.path, "predictions": result.predictions}
     if timing:
-        # As the API reports it; the time an image waited in the prefetch queue is excluded.
-        timing_ms = {**item.timing_ms, "infer": _ms(time.perf_counter() - start)}
-        timing_ms["total"] = round(sum(timing_ms.values()), 3)
-        record["timing_ms"] = timing_ms
+        record["timing_ms"] = result.timing_ms
     return record
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
+    from inferstack.pipeline import Pipeline  # noqa: PLC0415
     from inferstack.runtime import available_cpus  # noqa: PLC0415
 
     classifier = _load_classifier(args.model, threads=args.threads, cache_dir=args.cache_dir)
+    pipeline = Pipeline(classifier)
     status = EXIT_OK
     workers = max(1, min(4, available_cpus()))
-    for item in _prefetched(classifier, args.images, workers):
-        record = _classify_prepared(classifier, item, args.top_k, args.timing)
+    for item in _prefetched(pipeline, args.images, workers):
+        record = _classify_prepared(pipeline, item, args.top_k, args.timing)
         print(json.dumps(record), flush=True)
         if item.error is not None:
             print(f"inferstack: {item.path}: {item.error['message']}", file=sys.stderr)

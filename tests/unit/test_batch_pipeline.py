@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from batch_support import DATA_BUCKET, REGION, put_images, read_outputs, write_manifests
 from inferstack.batch.worker import ShardWorker, WorkerConfig, read_manifest, read_shard
+from inferstack.pipeline import Pipeline
 from moto import mock_aws
 
 
@@ -33,19 +34,27 @@ class FakeClassifier:
         self.tracker = tracker
         self.fail_on = fail_on
 
-    def prepare(self, data: bytes, limits: Any = None) -> np.ndarray:
-        if self.fail_on and data.startswith(self.fail_on):
-            raise RuntimeError("decoder bug")
-        self.tracker.enter("prepare")
-        time.sleep(0.002)
-        self.tracker.leave("prepare")
-        return np.zeros((4, 4, 3), np.uint8)
-
     def classify_array(self, pixels: np.ndarray, *, top_k: int = 5) -> list[dict[str, Any]]:
         self.tracker.enter("infer")
         time.sleep(0.01)
         self.tracker.leave("infer")
         return [{"label": "thing", "index": 0, "probability": 1.0}][:top_k]
+
+
+class FakePipeline(Pipeline):
+    """The shared pipeline with a fake decoder (the bytes are not images): records concurrency."""
+
+    def decode(self, data: bytes) -> Any:
+        classifier = self.classifier
+        if classifier.fail_on and data.startswith(classifier.fail_on):
+            raise RuntimeError("decoder bug")
+        classifier.tracker.enter("prepare")
+        time.sleep(0.002)
+        classifier.tracker.leave("prepare")
+        return data
+
+    def preprocess(self, img: Any) -> np.ndarray:
+        return np.zeros((4, 4, 3), np.uint8)
 
 
 class Tracker:
@@ -87,6 +96,7 @@ def make_worker(s3: Any, classifiers: list[FakeClassifier], count: int, **config
         s3,
         classifiers,
         manifest,
+        pipeline=FakePipeline(classifiers[0]),  # type: ignore[arg-type]
     )
     return worker, items
 

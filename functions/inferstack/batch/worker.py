@@ -99,7 +99,7 @@ class Fetched:
     item: Item
     out_key: str
     kind: str  # "skip" | "ready" | "error"
-    pixels: Any = None
+    prepared: Any = None  # inferstack.pipeline.Prepared when kind == "ready"
     etag: str = ""
     error: tuple[str, str] | None = None
     timing_ms: dict[str, float] = field(default_factory=dict)
@@ -192,13 +192,22 @@ class ShardWorker:
 
     ``classifiers``: one or more inferstack.classifier.Classifier of the same bundle, each with
     its own interpreter; one inference thread per interpreter (the runtime releases the GIL
-    while it invokes). ``prepare`` (decode) uses the first: it is thread-safe.
+    while it invokes). ``pipeline``: the ``inferstack.pipeline.Pipeline`` every image goes
+    through (default: one over the first classifier and the configured limits); its
+    ``prepare`` runs in the I/O threads (thread-safe), its ``classify`` on a free interpreter.
     """
 
     def __init__(
-        self, config: WorkerConfig, s3: Any, classifiers: Sequence[Any], manifest: Manifest
+        self,
+        config: WorkerConfig,
+        s3: Any,
+        classifiers: Sequence[Any],
+        manifest: Manifest,
+        *,
+        pipeline: Any = None,
     ) -> None:
         from inferstack.images import ImageLimits  # noqa: PLC0415
+        from inferstack.pipeline import Pipeline  # noqa: PLC0415
 
         if not classifiers:
             raise ValueError("at least one classifier is needed")
@@ -217,6 +226,8 @@ class ShardWorker:
             max_bytes=config.max_image_bytes or defaults.max_bytes,
             max_pixels=config.max_image_pixels or defaults.max_pixels,
         )
+        # decode + preprocess in the I/O threads, inference on whichever interpreter is free.
+        self.pipeline = pipeline or Pipeline(self.classifier, self.limits)
         bundle = self.classifier.bundle
         self.model = records.model_info(bundle.name, bundle.version, bundle.sha256)
         self.job = {"id": parent_job_id(config.job_id), "array_index": config.array_index}
@@ -378,7 +389,7 @@ class ShardWorker:
         if self._test_crash_suffix and item.key.endswith(self._test_crash_suffix):
             os.kill(os.getpid(), signal.SIGKILL)  # TEST-ONLY fault hook (TEST_CRASH_ENV)
         try:
-            pixels = self.classifier.prepare(data, self.limits)
+            prepared = self.pipeline.prepare(data)
         except ImageError as exc:
             return Fetched(item, out_key, "error", etag=etag, error=(exc.code, exc.message))
         except Exception as exc:
@@ -390,7 +401,7 @@ class ShardWorker:
             "fetch": _ms(fetched - start),
             "decode_preprocess": _ms(time.perf_counter() - fetched),
         }
-        return Fetched(item, out_key, "ready", pixels=pixels, etag=etag, timing_ms=timing)
+        return Fetched(item, out_key, "ready", prepared=prepared, etag=etag, timing_ms=timing)
 
     def write(self, out_key: str, record: dict[str, Any]) -> None:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
@@ -416,12 +427,14 @@ class ShardWorker:
         """Runs in an inference thread with a free interpreter: (output key, record, seconds)."""
         classifier = self._free.get()
         try:
-            start = time.perf_counter()
-            predictions = classifier.classify_array(fetched.pixels, top_k=self.config.top_k)
-            infer = time.perf_counter() - start
+            result = self.pipeline.classify(
+                fetched.prepared, top_k=self.config.top_k, classifier=classifier
+            )
         finally:
             self._free.put(classifier)
-        timing = {**fetched.timing_ms, "infer": _ms(infer)}
+        predictions = result.predictions
+        infer = result.timing_ms["infer"] / 1000.0
+        timing = {**fetched.timing_ms, "infer": result.timing_ms["infer"]}
         timing["total"] = round(sum(timing.values()), 3)
         source = records.input_info(self.manifest.bucket, fetched.item.key, fetched.etag)
         record = records.result_record(
