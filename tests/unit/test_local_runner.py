@@ -4,7 +4,9 @@ The deployed resources here are stand-ins (tests/unit/local_standins/standin_han
 a Python one-liner as the Batch command), not the project's stack: this checks the runner's
 machinery (API Gateway proxy events and API keys, execution environments, SQS event source
 mappings with partial batch failures and redrive, Batch jobs with retries and truthful
-states). The real stack is exercised by tests/integration.
+states), in the fast venv mode (the installed package in this interpreter). Lambda-parity
+execution (the default) is tested by tests/integration/test_lambda_parity.py, the real stack
+by tests/integration/test_local_stack.py.
 """
 
 from __future__ import annotations
@@ -252,7 +254,7 @@ def runner(
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STANDINS), old]))
     state = tmp_path_factory.mktemp("local-state")
-    run = Runner(emulator.url, REGION, state, sqs_wait_s=1)
+    run = Runner(emulator.url, REGION, state, sqs_wait_s=1, execution="venv")
     run.start()
     yield run
     run.stop()
@@ -410,7 +412,7 @@ def test_everything_stops(emulator: Emulator, standin_stack: dict, tmp_path: Pat
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(STANDINS)
     try:
-        run = Runner(emulator.url, REGION, tmp_path, sqs_wait_s=1)
+        run = Runner(emulator.url, REGION, tmp_path, sqs_wait_s=1, execution="venv")
         run.start()
         base = run.api_urls()["standin-api/v1"]
         assert _post(f"{base}/open", b"{}", {})[0] == 200

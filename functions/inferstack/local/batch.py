@@ -16,6 +16,12 @@ definition's MEMORY is killed and reported as ``OutOfMemoryError: Container kill
 memory usage`` with exit 137. Whether a failed attempt is retried follows the job
 definition's ``evaluateOnExit`` rules the way Batch applies them: the first rule whose every
 condition matches decides; when none matches, the attempt is retried.
+
+With a sandbox (inferstack.local.sandbox.WorkerSandbox, what the runner uses by default), a
+worker runs as the image would on Fargate: in the python3.13 root file system, read-only,
+with exactly the image's pinned packages, its user, working directory and environment, and
+an empty scratch folder for each of the job definition's mount points. Without one it runs
+from this interpreter's environment (the console scripts of its venv).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any
 
 from inferstack.local.emulator import FAKE_CREDENTIALS, http_json
 from inferstack.local.process import stop_process
+from inferstack.local.sandbox import WorkerSandbox
 
 STATUS_PATH = "/moto-api/inferstack/batch-job-status"
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
@@ -131,6 +138,7 @@ class LocalJob:
     status: str = "SUBMITTED"
     memory_mib: int | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    mount_points: tuple[str, ...] = ()  # the job definition's containerPaths
 
 
 class BatchRunner:
@@ -144,8 +152,10 @@ class BatchRunner:
         log_dir: Path,
         cpus: list[int] | None = None,
         poll_s: float = 1.0,
+        sandbox: WorkerSandbox | None = None,
     ) -> None:
         self.batch = batch
+        self.sandbox = sandbox
         self.job_queues = job_queues
         self.endpoint_url = endpoint_url
         self.region = region
@@ -231,6 +241,7 @@ class BatchRunner:
                 timeout_s=int(timeout) if timeout else None,
                 queue_name=queue_name,
                 memory_mib=_memory_mib(container),
+                mount_points=tuple(m["containerPath"] for m in container.get("mountPoints") or []),
             )
             self.jobs[local_id] = local
             child_ids.append(local_id)
@@ -284,22 +295,35 @@ class BatchRunner:
     def _run_attempt(self, job: LocalJob, attempt: int, cpus: list[int]) -> tuple[int | None, str]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{job.job_id.replace(':', '.')}.{attempt}.log"
-        command = [_resolve_executable(job.command[0]), *job.command[1:]] if job.command else []
-        if not command:
+        if not job.command:
             return None, "CannotStartContainerError: the job definition has no command"
+        env = self._environment(job, attempt)
         self.report(job.job_id, "STARTING")
+        scratch = self.sandbox.scratch(job.job_id, attempt) if self.sandbox else None
         try:
+            if self.sandbox is not None and scratch is not None:
+                command, env = self.sandbox.wrap(
+                    job.command,
+                    env,
+                    job_environment=job.environment,
+                    mount_points=job.mount_points,
+                    scratch=scratch,
+                )
+            else:
+                command = [_resolve_executable(job.command[0]), *job.command[1:]]
             with log_path.open("ab") as log:
                 process = subprocess.Popen(
                     command,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=self._environment(job, attempt),
+                    env=env,
                     start_new_session=True,
                     preexec_fn=lambda: os.sched_setaffinity(0, cpus),  # noqa: PLW1509
                 )
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
             return None, f"CannotStartContainerError: {exc}"
         self._running[job.job_id] = process
         self.report(job.job_id, "RUNNING")
@@ -319,6 +343,8 @@ class BatchRunner:
         finally:
             self._running.pop(job.job_id, None)
             watchdog.join(timeout=2 * _MEMORY_POLL_S)
+            if scratch is not None:  # the task's storage goes with the task
+                shutil.rmtree(scratch, ignore_errors=True)
         if oom.is_set():
             code, reason = 137, OOM_REASON
         if self.stop_event.is_set() and code != 0:

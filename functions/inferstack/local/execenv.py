@@ -86,9 +86,25 @@ class InvokeResult:
 
 
 def lambda_environment(
-    function: FunctionConfig, *, endpoint_url: str, region: str, tmp_dir: Path
+    function: FunctionConfig,
+    *,
+    endpoint_url: str,
+    region: str,
+    tmp_dir: Path,
+    runtime_api: str | None = None,
 ) -> dict[str, str]:
-    env = {key: _map_tmp(value, tmp_dir) for key, value in function.environment.items()}
+    """The function's environment: its variables plus what the Lambda service sets.
+
+    runtime_api (host:port): parity execution, the function runs in the root file system
+    through awslambdaric against that Runtime API, with /tmp its own (values are kept as
+    they are) and the managed runtime's variables (managed_runtime_variables). Without it:
+    the venv mode, /tmp paths mapped into tmp_dir, the local interpreter's own setup kept.
+    """
+    parity = runtime_api is not None
+    env = {
+        key: value if parity else _map_tmp(value, tmp_dir)
+        for key, value in function.environment.items()
+    }
     env.update(
         {
             **FAKE_CREDENTIALS,
@@ -107,6 +123,11 @@ def lambda_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if parity:
+        for key in ("TMPDIR", "PYTHONUNBUFFERED"):  # not set by Lambda
+            env.pop(key, None)
+        env.update(managed_runtime_variables(function, runtime_api))  # type: ignore[arg-type]
+        return env
     # Keep the local interpreter's own setup (venv, PATH), nothing else from the caller.
     for key in ("PATH", "VIRTUAL_ENV", "HOME", "LANG", "PYTHONPATH"):
         if key in os.environ and key not in env:
@@ -115,6 +136,42 @@ def lambda_environment(
 
 
 LAMBDA_TMP = "/tmp"  # noqa: S108 - Lambda's own /tmp, remapped below, never used here
+LAMBDA_TASK_ROOT = "/var/task"
+LAMBDA_RUNTIME_DIR = "/var/runtime"
+LAMBDA_PYTHON = "3.13"
+
+
+def managed_runtime_variables(function: FunctionConfig, runtime_api: str) -> dict[str, str]:
+    """What the managed python3.13 runtime sets beside the function's own variables.
+
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html (defined runtime
+    variables) and the module search path of
+    https://docs.aws.amazon.com/lambda/latest/dg/python-package.html: the function's code,
+    then the layers' /opt/python/lib/python3.13/site-packages and /opt/python, then the
+    runtime's own libraries.
+    """
+    return {
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "LAMBDA_TASK_ROOT": LAMBDA_TASK_ROOT,
+        "LAMBDA_RUNTIME_DIR": LAMBDA_RUNTIME_DIR,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_FORMAT": "Text",
+        "PYTHONPATH": ":".join(
+            (
+                LAMBDA_TASK_ROOT,
+                f"/opt/python/lib/python{LAMBDA_PYTHON}/site-packages",
+                "/opt/python",
+                LAMBDA_RUNTIME_DIR,
+            )
+        ),
+        "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+        "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
+        "/var/task:/var/task/lib:/opt/lib",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "_HANDLER": function.handler,
+    }
 
 
 def _map_tmp(value: str, tmp_dir: Path) -> str:

@@ -3,9 +3,13 @@
 Reads what is deployed from the emulator (functions, REST APIs, usage plan keys, SQS event
 source mappings, Batch job queues) and then
   - serves each REST API stage on 127.0.0.1:<port>/<stage>/... (inferstack.local.apigw),
-  - runs each Lambda function in its own long-lived process (inferstack.local.execenv),
+  - runs each Lambda function in its own execution environment: by default as the managed
+    runtime does, from the deployed zips in the python3.13 root file system through
+    awslambdaric (inferstack.local.lambdaenv); with INFERSTACK_LOCAL_EXECUTION=venv, the
+    installed package in this interpreter (inferstack.local.execenv, the fast option),
   - polls the mapped SQS queues and invokes their functions (inferstack.local.sqs),
-  - runs submitted Batch jobs as local worker processes (inferstack.local.batch).
+  - runs submitted Batch jobs as local worker processes (inferstack.local.batch), in the
+    root file system with the worker image's packages by default.
 
 `python -m inferstack.local.runner --emulator-url URL --region R --state-dir DIR` runs it in
 the foreground until SIGTERM/SIGINT, writing DIR/runner.json once it serves.
@@ -30,7 +34,16 @@ from inferstack.local.apigw import LocalApiGateway
 from inferstack.local.batch import BatchRunner
 from inferstack.local.discovery import Stack, client, discover
 from inferstack.local.execenv import ExecutionEnvironment, InvocationError
+from inferstack.local.lambdaenv import Artifacts, SandboxEnvironment, resolve_artifacts
+from inferstack.local.sandbox import (
+    PARITY,
+    WorkerSandbox,
+    ensure_lambda_runtime,
+    execution_mode,
+)
 from inferstack.local.sqs import QueuePoller
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def code_sha256(path: Path) -> str:
@@ -56,12 +69,22 @@ class Runner:
         api_port: int = 0,
         dist: Path | None = None,
         sqs_wait_s: int = 2,
+        execution: str | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self.state_dir = state_dir
+        self.execution = execution or execution_mode()
         self.stack = discover(endpoint_url, region)
-        self.environments: dict[str, ExecutionEnvironment] = {}
+        self.environments: dict[str, ExecutionEnvironment | SandboxEnvironment] = {}
+        self.artifacts: dict[str, Artifacts] = {}
+        if self.execution == PARITY:
+            # Refuse to start when a deployed zip is not among the artifacts (stale build).
+            lam = client("lambda", endpoint_url, region)
+            search = [dist or REPO_ROOT / "build" / "dist"]
+            for name, function in self.stack.functions.items():
+                self.artifacts[name] = resolve_artifacts(function, lam, search)
+                ensure_lambda_runtime((function.architectures or ("x86_64",))[0])
         self._env_lock = threading.Lock()
         self.gateway = LocalApiGateway(self.stack.apis, self.invoke, port=api_port, region=region)
         sqs = client("sqs", endpoint_url, region)
@@ -76,6 +99,7 @@ class Runner:
             endpoint_url=endpoint_url,
             region=region,
             log_dir=state_dir / "logs" / "batch",
+            sandbox=WorkerSandbox(state_dir / "batch") if self.execution == PARITY else None,
         )
         for name in stale_functions(self.stack, dist or Path()):
             print(
@@ -92,12 +116,16 @@ class Runner:
                     raise InvocationError(
                         "ResourceNotFoundException", f"Function not found: {function_name}"
                     )
-                self.environments[function_name] = ExecutionEnvironment(
-                    function,
-                    endpoint_url=self.endpoint_url,
-                    region=self.region,
-                    work_dir=self.state_dir / "lambda" / function_name,
-                    log_path=self.state_dir / "logs" / f"{function_name}.log",
+                place = {
+                    "endpoint_url": self.endpoint_url,
+                    "region": self.region,
+                    "work_dir": self.state_dir / "lambda" / function_name,
+                    "log_path": self.state_dir / "logs" / f"{function_name}.log",
+                }
+                self.environments[function_name] = (
+                    SandboxEnvironment(function, artifacts=self.artifacts[function_name], **place)
+                    if self.execution == PARITY
+                    else ExecutionEnvironment(function, **place)  # type: ignore[arg-type]
                 )
             return self.environments[function_name]
 
@@ -138,6 +166,7 @@ class Runner:
             "pid": os.getpid(),
             "emulator_url": self.endpoint_url,
             "region": self.region,
+            "execution": self.execution,
             "api_port": self.gateway.port,
             "api_urls": self.api_urls(),
             "functions": {
