@@ -71,6 +71,8 @@ test-unit: $(STAMP) ## unit tests only (fast)
 bench: $(STAMP) ## benchmarks: real-time and batch, printed and written to build/bench/
 	$(BIN)/python tests/bench/bench_realtime.py
 	$(BIN)/python tests/bench/bench_batch.py
+	$(BIN)/python tests/bench/peers/bench_peers.py
+	$(BIN)/python tests/bench/cost.py
 
 # WEIGHTS=imagenet (needs internet), random (default here: predictions are meaningless) or a
 # local Keras weights file.
