@@ -189,10 +189,12 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
         load_seconds = time.perf_counter() - load_start
         worker = ShardWorker(config, s3, classifiers, manifest)
         _log_start(logger, worker, len(items))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         stats = worker.run(items)
         seconds = time.perf_counter() - start
-        summary = worker.child_summary(stats, seconds, load_seconds)
+        summary = worker.child_summary(
+            stats, seconds, load_seconds, cpu_seconds=time.process_time() - cpu_start
+        )
         job_summary = worker.write_summaries(summary)
     except InfrastructureError as exc:
         logger.error("infrastructure fault, exiting for a retry", extra={"error": str(exc)})
