@@ -99,13 +99,31 @@ def test_waf_fixed_fee() -> None:
 
 
 def test_durations_prefer_the_real_handler_and_fill_in_from_peers() -> None:
-    realtime = {"num_threads": 2, "handler_p50_ms": 13.0, "one_cpu": {}}
-    peers = {
-        "peers": {"ours": {"threads": {"1": {"wall_p50_ms": 17.5}, "2": {"wall_p50_ms": 9.0}}}}
+    realtime = {"num_threads": 2, "handler_p50_ms": 13.0, "handler_cpu_p50_ms": 15.0}
+    ours = {
+        "1": {"wall_p50_ms": 17.5, "cpu_p50_ms": 16.9},
+        "2": {"wall_p50_ms": 9.0, "cpu_p50_ms": 14.0},
     }
-    found = cost.handler_durations(realtime, peers)
+    found = cost.handler_durations(realtime, {"peers": {"ours": {"threads": ours}}})
     assert found[2]["ms"] == 13.0 and "realtime.json" in found[2]["source"]
+    assert found[2]["cpu_ms"] == 15.0  # the handler's own CPU time, not the classifier's
     assert found[1]["ms"] == 17.5 and "peers.json" in found[1]["source"]
+    assert found[1]["cpu_ms"] == 16.9
+
+
+def test_billed_duration_is_the_cpu_time_where_measured() -> None:
+    # On a shared machine the wall time counts other processes' turns: 40 ms wall, 18 ms CPU
+    # on one thread bills 18 ms; the wall-based total is kept beside it.
+    prices = json.loads((BENCH / "prices.json").read_text())["regions"]["us-east-1"]
+    durations = {1: {"ms": 40.0, "cpu_ms": 18.0, "source": "test"}}
+    rows = cost.region_costs("us-east-1", prices, durations, 0, {})
+    row = rows["realtime_per_million_requests"][0]
+    assert (row["duration_ms"], row["duration_basis"], row["wall_p50_ms"]) == (
+        18.0,
+        "cpu_p50",
+        40.0,
+    )
+    assert row["lambda_total_at_wall_p50"] > row["lambda"]["total"]
 
 
 def test_arm64_rows_say_their_duration_is_not_measured(tmp_path: Path) -> None:
