@@ -397,8 +397,9 @@ def main(argv: list[str] | None = None) -> int:
             skipped[peer] = reason or "not installed"
             continue
         pythons[peer] = python
-    if any(p.startswith("onnxruntime") and p not in skipped for p in wanted):
-        models, reason = ensure_onnx_models(bundle, Path(pythons["onnxruntime-int8"]), args.weights)
+    onnx_peers = [p for p in wanted if p.startswith("onnxruntime") and p not in skipped]
+    if onnx_peers:
+        models, reason = ensure_onnx_models(bundle, Path(pythons[onnx_peers[0]]), args.weights)
         for peer in ("onnxruntime-fp32", "onnxruntime-int8"):
             if peer in wanted and peer.split("-")[1] not in models:
                 skipped[peer] = reason or "no model"
