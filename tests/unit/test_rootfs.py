@@ -159,7 +159,10 @@ def test_commands_chroot_for_host_arch_qemu_for_another(
         ]  # fmt: skip
     argv = rootfs.rootfs_command(tmp_path, ["python3.13", "-V"], "aarch64")
     assert Path(argv[0]).name == "qemu-aarch64-static"
-    assert argv[1:] == ["-L", str(tmp_path), f"{tmp_path}/usr/bin/python3.13", "-V"]
+    # Lambda's arm64 CPU (Graviton2), the one proc/cpuinfo in the rootfs describes
+    assert argv[1:] == [
+        "-cpu", "neoverse-n1", "-L", str(tmp_path), f"{tmp_path}/usr/bin/python3.13", "-V",
+    ]  # fmt: skip
     with pytest.raises(rootfs.RootfsError, match="not found"):
         rootfs.rootfs_command(tmp_path, ["python3.12"], "arm64")
 
@@ -271,3 +274,17 @@ def test_refuses_to_remove_a_tree_with_mounts(
     with pytest.raises(rootfs.RootfsError, match="unmount"):
         rootfs.remove_tree(tmp_path / "root")
     assert (tmp_path / "root" / "proc").is_dir()
+
+
+def test_foreign_arm64_rootfs_describes_the_emulated_cpu(tmp_path: Path) -> None:
+    """qemu-user 7.2 shows arm64 programs the host's x86 /proc/cpuinfo: LiteRT crashes on it."""
+    (tmp_path / "proc").symlink_to("/proc")  # as debootstrap --foreign leaves it
+    rootfs.write_emulated_cpuinfo(tmp_path, "arm64")
+    assert not (tmp_path / "proc").is_symlink()
+    text = (tmp_path / "proc" / "cpuinfo").read_text()
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    assert blocks[0].startswith("processor\t: 0\n") and len(blocks) >= 64
+    assert "CPU implementer\t: 0x41" in blocks[1] and "CPU part\t: 0xd0c" in blocks[1]
+    assert "asimddp" in blocks[0].split("Features\t:")[1].splitlines()[0]
+    if rootfs.is_foreign("arm64"):  # an arm64 host runs it natively
+        assert rootfs.recipe("arm64")["emulated_cpu"] == rootfs.QEMU_CPU["arm64"] == "neoverse-n1"

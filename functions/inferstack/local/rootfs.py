@@ -58,6 +58,28 @@ APT_DIR = Path("/etc/apt")
 # Both spellings: Lambda/uname (x86_64, arm64/aarch64) and Debian (amd64, arm64).
 _DEBIAN_ARCH = {"x86_64": "amd64", "amd64": "amd64", "arm64": "arm64", "aarch64": "arm64"}
 _QEMU_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+# The CPU qemu emulates for arm64: Lambda's arm64 functions run on AWS Graviton2, a Neoverse N1
+# (https://docs.aws.amazon.com/lambda/latest/dg/foundation-arch.html). qemu-user 7.2 passes the
+# host's /proc/cpuinfo through, whose x86 format the arm64 cpuinfo library (XNNPACK, ruy in
+# LiteRT) cannot parse: the interpreter then segfaults. So a foreign arm64 rootfs carries a
+# proc/cpuinfo of this CPU, which qemu -L finds before the host's; -cpu makes the emulated
+# CPU's features (HWCAP) agree with it.
+QEMU_CPU = {"arm64": "neoverse-n1"}
+_CPUINFO_BLOCK = {
+    "arm64": (
+        "processor\t: {n}\n"
+        "BogoMIPS\t: 243.75\n"
+        "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+        "asimdrdm lrcpc dcpop asimddp ssbs\n"
+        "CPU implementer\t: 0x41\n"
+        "CPU architecture: 8\n"
+        "CPU variant\t: 0x3\n"
+        "CPU part\t: 0xd0c\n"
+        "CPU revision\t: 1\n\n"
+    ),
+}
+# Entries beyond the CPUs the host has are ignored by the parser; enough for any host.
+_CPUINFO_PROCESSORS = 256
 # Debian release names and aliases: an apt source naming one of them (or its -updates,
 # -backports, -proposed-updates) is a Debian archive mirror; -security is a different archive.
 _DEBIAN_SUITES = frozenset(
@@ -243,7 +265,7 @@ def recipe(arch: str, suite: str = SUITE) -> dict[str, object]:
         "include": list(INCLUDE),
         "foreign": is_foreign(arch),
         "recipe_version": RECIPE_VERSION,
-    }
+    } | ({"emulated_cpu": QEMU_CPU[arch]} if is_foreign(arch) and arch in QEMU_CPU else {})
 
 
 def stamp_matches(rootfs: Path, expected: dict[str, object]) -> bool:
@@ -346,6 +368,7 @@ def _build(target: Path, deb_arch: str) -> None:
     _run([*argv, SUITE, str(target), mirror])
     if deb_arch != host_arch():
         unpack_downloaded_debs(target)
+        write_emulated_cpuinfo(target, deb_arch)
     for deb in (target / "var" / "cache" / "apt" / "archives").glob("*.deb"):
         deb.unlink()  # installed or unpacked: the downloads are not needed again
     _check_python(target, deb_arch)
@@ -361,6 +384,19 @@ def unpack_downloaded_debs(target: Path) -> None:
         _run(["dpkg-deb", "-x", str(deb), str(target)])
     # The second stage's own files: never run here.
     shutil.rmtree(target / "debootstrap", ignore_errors=True)
+
+
+def write_emulated_cpuinfo(target: Path, deb_arch: str) -> None:
+    """proc/cpuinfo of the CPU qemu emulates (see QEMU_CPU), found by qemu -L before the host's."""
+    block = _CPUINFO_BLOCK.get(deb_arch)
+    if block is None:
+        return
+    proc = target / "proc"
+    if proc.is_symlink() or proc.is_file():  # debootstrap --foreign links proc -> /proc
+        proc.unlink()
+    proc.mkdir(exist_ok=True)
+    text = "".join(block.format(n=n) for n in range(_CPUINFO_PROCESSORS))
+    (proc / "cpuinfo").write_text(text)
 
 
 def _check_python(target: Path, deb_arch: str) -> None:
@@ -403,9 +439,10 @@ def rootfs_command(rootfs: Path, argv: Sequence[str], arch: str | None = None) -
 
     This machine's architecture: `chroot <rootfs> argv...` (root; the caller sets the
     environment, and mounts /proc etc. if the program needs them).
-    Another architecture: `qemu-<arch>-static -L <rootfs> <rootfs>/<program> args...`: the
-    emulator looks paths up under <rootfs> first (the dynamic loader, shared libraries), then
-    on the host, so no chroot is involved and host paths (a test's temp dir) are visible.
+    Another architecture: `qemu-<arch>-static [-cpu <QEMU_CPU>] -L <rootfs> <rootfs>/<program>
+    args...`: the emulator looks paths up under <rootfs> first (the dynamic loader, shared
+    libraries, proc/cpuinfo), then on the host, so no chroot is involved and host paths (a
+    test's temp dir) are visible.
     """
     if not argv:
         raise ValueError("empty argv")
@@ -414,7 +451,8 @@ def rootfs_command(rootfs: Path, argv: Sequence[str], arch: str | None = None) -
         return ["chroot", str(rootfs), program, *args]
     inside = program if program.startswith("/") else _find_program(rootfs, program)
     qemu = shutil.which(qemu_binary(arch)) or qemu_binary(arch)
-    return [qemu, "-L", str(rootfs), str(rootfs) + inside, *args]
+    cpu = QEMU_CPU.get(debian_arch(arch))
+    return [qemu, *(["-cpu", cpu] if cpu else []), "-L", str(rootfs), str(rootfs) + inside, *args]
 
 
 def _find_program(rootfs: Path, name: str) -> str:
