@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferstack.local.emulator import FAKE_CREDENTIALS, http_json
+from inferstack.local.emulator import http_json
+from inferstack.local.iam import role_environment
 from inferstack.local.process import stop_process
 from inferstack.local.sandbox import WorkerSandbox
 
@@ -137,6 +138,7 @@ class LocalJob:
     queue_name: str
     status: str = "SUBMITTED"
     memory_mib: int | None = None
+    job_role_arn: str | None = None  # the job definition's jobRoleArn
     attempts: list[dict[str, Any]] = field(default_factory=list)
     mount_points: tuple[str, ...] = ()  # the job definition's containerPaths
 
@@ -242,6 +244,7 @@ class BatchRunner:
                 queue_name=queue_name,
                 memory_mib=_memory_mib(container),
                 mount_points=tuple(m["containerPath"] for m in container.get("mountPoints") or []),
+                job_role_arn=container.get("jobRoleArn"),
             )
             self.jobs[local_id] = local
             child_ids.append(local_id)
@@ -277,7 +280,14 @@ class BatchRunner:
         env.update(job.environment)
         env.update(
             {
-                **FAKE_CREDENTIALS,
+                # the job role's credentials, from sts:AssumeRole as ECS gives a task them
+                **role_environment(
+                    self.endpoint_url,
+                    self.region,
+                    job.job_role_arn,
+                    service="ecs-tasks",
+                    session=job.job_id,
+                ),
                 "AWS_ENDPOINT_URL": self.endpoint_url,
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,

@@ -12,20 +12,20 @@ from typing import Any
 
 import boto3
 
-from inferstack.local.emulator import FAKE_CREDENTIALS
+from inferstack.local.iam import admin_keys
 
 # arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<function arn>/invocations
 _INTEGRATION_URI = re.compile(r"functions/(arn:[^/]+)/invocations")
 
 
 def client(service: str, endpoint_url: str, region: str) -> Any:
+    """A client with the emulator's admin keys (the fixed emulator keys where IAM is not
+    enforced): the local cloud's own reads, the CLI and the tests, never a component."""
     return boto3.client(
         service,
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        **admin_keys(endpoint_url).client_kwargs(),
     )
 
 
@@ -41,6 +41,7 @@ class FunctionConfig:
     layers: tuple[str, ...]
     code_sha256: str
     architectures: tuple[str, ...] = ("x86_64",)
+    role: str = ""  # the execution role's ARN: the environment runs with its credentials
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def read_functions(lam: Any) -> dict[str, FunctionConfig]:
                 layers=tuple(layer["Arn"] for layer in cfg.get("Layers", [])),
                 code_sha256=cfg.get("CodeSha256", ""),
                 architectures=tuple(cfg.get("Architectures", ["x86_64"])),
+                role=cfg.get("Role", ""),
             )
     return functions
 

@@ -21,17 +21,14 @@ import urllib.request
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from inferstack.local.iam import BOOTSTRAP_CALLS, FAKE_CREDENTIALS, Identities, bootstrap
 from inferstack.local.process import stop_process
 
 # moto's service config, posted before anything is created (contract: before the apply).
 # Lambda and Batch code never runs inside moto; the local runner runs it.
 MOTO_CONFIG = {"lambda": {"use_docker": False}, "batch": {"use_docker": False}}
 MOTO_COMMAND = (sys.executable, "-m", "inferstack.local.motoserver")
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
+__all__ = ["FAKE_CREDENTIALS", "Emulator", "EmulatorError", "free_port", "http_json", "port_open"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -66,6 +63,8 @@ class Emulator:
 
     As a context manager it stops moto on leaving the block. `detach=True` starts it in its
     own session for `inferstack local up` (the caller records the pid; `down` stops it).
+    `enforce_iam=True`: moto authorises every request after the first `BOOTSTRAP_CALLS`, which
+    create the admin identity (`identities`, see inferstack.local.iam).
     """
 
     def __init__(
@@ -76,12 +75,15 @@ class Emulator:
         log_path: Path | None = None,
         detach: bool = False,
         http_server: str = "cheroot",
+        enforce_iam: bool = False,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
         self.detach = detach
         self.http_server = http_server  # motoserver --http-server: cheroot or werkzeug
+        self.enforce_iam = enforce_iam
+        self.identities: Identities | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._previous_handlers: dict[int, object] = {}
 
@@ -95,6 +97,9 @@ class Emulator:
 
     def start(self, timeout: float = 60.0) -> Emulator:
         env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_PORT": str(self.port)}
+        env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+        if self.enforce_iam:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(BOOTSTRAP_CALLS)
         command = [*MOTO_COMMAND, "-H", self.host, "-p", str(self.port)]
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         try:
@@ -114,6 +119,8 @@ class Emulator:
         try:
             self.wait_healthy(timeout)
             http_json(f"{self.url}/moto-api/config", MOTO_CONFIG)
+            if self.enforce_iam:
+                self.identities = bootstrap(self.url, "us-east-1")
         except BaseException:
             self.stop()
             raise
@@ -181,8 +188,9 @@ class Emulator:
 
     def client_env(self, region: str) -> dict[str, str]:
         """Environment that points boto3 (and Terraform's provider) at this emulator."""
+        keys = self.identities.admin.environment() if self.identities else FAKE_CREDENTIALS
         return {
-            **FAKE_CREDENTIALS,
+            **keys,
             "AWS_ENDPOINT_URL": self.url,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,

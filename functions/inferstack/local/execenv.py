@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from inferstack.local.discovery import FunctionConfig
-from inferstack.local.emulator import FAKE_CREDENTIALS
+from inferstack.local.iam import role_environment
 from inferstack.local.process import stop_process
 
 _HEADER = struct.Struct(">I")
@@ -107,7 +107,10 @@ def lambda_environment(
     }
     env.update(
         {
-            **FAKE_CREDENTIALS,
+            # the execution role's credentials, from sts:AssumeRole as Lambda gives them
+            **role_environment(
+                endpoint_url, region, function.role, service="lambda", session=function.name
+            ),
             "AWS_ENDPOINT_URL": endpoint_url,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,

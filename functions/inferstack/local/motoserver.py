@@ -58,6 +58,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 # This module is the emulator process itself: moto is its whole purpose.
 from moto.apigateway.models import RestAPI
@@ -65,6 +66,7 @@ from moto.apigateway.responses import APIGatewayResponse
 from moto.batch.models import BatchBackend, Job, batch_backends
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.ec2.models.security_groups import SecurityGroupRule
+from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase
 from moto.moto_api import state_manager
 from moto.moto_api._internal import urls
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -72,6 +74,10 @@ from moto.server import main as moto_main
 from moto.sqs.models import Queue
 
 STATUS_PATH = "/moto-api/inferstack/batch-job-status"
+CALLS_PATH = "/moto-api/inferstack/calls"
+# Principals whose authorised calls are recorded (the components' role sessions).
+RECORDED_PRINCIPAL = ":assumed-role/"
+SERVICE_USER_PREFIX = "inferstack-local-service-"  # = inferstack.local.iam.SERVICE_USER_PREFIX
 JOB_MODEL = "batch::job"
 # Never advance a job on read: only the local runner moves it.
 MANUAL_FOREVER = {"progression": "manual", "times": 2**62}
@@ -268,6 +274,178 @@ def _install_backend_lookup_cache() -> None:
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
 
 
+# ------------------------------------------------------------------ enforced IAM
+# With INITIAL_NO_AUTH_ACTION_COUNT set, moto authorises each request against the caller's
+# policies (moto/iam/access_control.py). Three of its gaps would refuse calls AWS allows, so
+# they are closed here; what it does not evaluate at all is listed in the local README and
+# checked by inferstack.local.leastpriv from the calls recorded here.
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _check_principal(self: Any, principal: str) -> bool:
+    """Trust-policy principals: AWS ARNs as moto does, and service principals.
+
+    moto 5.2.5 raises TypeError on a statement without an "AWS" principal ("Service"): a
+    role only a service may assume could not be assumed at all. Here the local user
+    inferstack-local-service-<name> stands for <name>.amazonaws.com, so the runner (which plays
+    Lambda and ECS) assumes exactly the roles that trust that service.
+    """
+    expected = self._statement.get("Principal")
+    if not expected or expected == "*":
+        return True
+    if isinstance(expected, str):
+        return principal == expected
+    aws = _as_list(expected.get("AWS"))
+    if "*" in aws or principal in aws:
+        return True
+    user = principal.rsplit(":user/", 1)[-1] if ":user/" in principal else ""
+    if user.startswith(SERVICE_USER_PREFIX):
+        service = f"{user.removeprefix(SERVICE_USER_PREFIX)}.amazonaws.com"
+        return service in _as_list(expected.get("Service"))
+    return False
+
+
+def _install_case_insensitive_actions() -> None:
+    """IAM action names are case-insensitive; moto matches them case-sensitively, and its
+    Batch handler names actions from the lower-case URL (batch:submitjob, batch:listjobs)."""
+    matches = IAMPolicyStatement._check_element_matches
+
+    def check_element_matches(self: Any, element: str, value: str) -> bool:
+        if element in ("Action", "NotAction"):
+            lowered = IAMPolicyStatement(
+                {element: [a.lower() for a in _as_list(self._statement[element])]}
+            )
+            return matches(lowered, element, value.lower())
+        return matches(self, element, value)
+
+    IAMPolicyStatement._check_element_matches = check_element_matches  # type: ignore[method-assign]
+
+
+def _request_params(request: Any) -> dict[str, Any]:
+    """The request's parameters for the call log: its query string, a form (query protocol)
+    or JSON body. Never its headers (moto's data falls back to them: credentials)."""
+    params: dict[str, Any] = {}
+    query = request._path.partition("?")[2]
+    form = ""
+    if "x-www-form-urlencoded" in str(request._headers.get("Content-Type", "")):
+        form = (
+            request._body.decode() if isinstance(request._body, bytes) else str(request._body or "")
+        )
+        if not form:  # werkzeug consumed the form: moto's data is the parsed form
+            params.update(
+                {
+                    k: v[0] if isinstance(v, list) and len(v) == 1 else v
+                    for k, v in (request._data or {}).items()
+                }
+            )
+    for key, values in parse_qs(
+        "&".join(p for p in (query, form) if p), keep_blank_values=True
+    ).items():
+        params[key] = values[0] if len(values) == 1 else values
+    body = request._body
+    if body and len(body) < 65536 and body[:1] in (b"{", "{"):
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            params.update(
+                {k: v for k, v in decoded.items() if isinstance(v, (str, int, float, bool))}
+            )
+    return params
+
+
+def _install_signed_payload() -> None:
+    """SigV4 signs the request's payload. moto recomputes the signature over its parsed
+    parameters when the body is empty, and those are the request's headers when there is no
+    query and no body (moto/core/responses.py setup_class): every GET without a query string
+    (GetRestApi, GetFunction, GetLayerVersion, ...) failed with SignatureDoesNotMatch. The
+    payload of a request without a body is empty; a form moto parsed stays as moto signs it."""
+    create = IAMRequestBase._create_aws_request
+
+    def create_aws_request(self: Any) -> Any:
+        request = create(self)
+        is_form = "x-www-form-urlencoded" in str(self._headers.get("Content-Type", ""))
+        if not self._body and not is_form:
+            request.data = b""
+        return request
+
+    IAMRequestBase._create_aws_request = create_aws_request  # type: ignore[method-assign]
+
+
+def _batch_resources(request: Any, params: dict[str, Any]) -> list[str] | None:
+    """The resources AWS authorises batch:SubmitJob on: the job queue and the job definition
+    (moto passes "*", which no statement naming a resource matches)."""
+    if request._action.lower() != "batch:submitjob":
+        return None
+    backend = batch_backends[request.account_id][request._region]
+    queue = backend.get_job_queue(str(params.get("jobQueue", "")))
+    definition = backend.get_job_definition(str(params.get("jobDefinition", "")))
+    if queue is None or definition is None:
+        return None  # moto answers the missing resource itself
+    return [queue.arn, definition.arn]
+
+
+CALLS: list[dict[str, Any]] = []
+_CALLS_LOCK = threading.Lock()
+
+
+def _install_call_log() -> None:
+    """Resources for SubmitJob; every authorisation of a role session recorded."""
+    check = IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        params = _request_params(self)
+        resources = _batch_resources(self, params) or [resource]
+        principal = getattr(self._access_key, "arn", "")
+        decision = "allow"
+        try:
+            for one in resources:
+                check(self, one)
+        except Exception:
+            decision = "deny"
+            raise
+        finally:
+            if RECORDED_PRINCIPAL in principal:
+                with _CALLS_LOCK:
+                    CALLS.append({
+                        "time": datetime.now().timestamp(),
+                        "principal": principal,
+                        "access_key": self._access_key._access_key_id,
+                        "action": self._action,
+                        "resources": resources,
+                        "region": self._region,
+                        "params": params,
+                        "decision": decision,
+                    })  # fmt: skip
+
+    IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
+
+
+def _calls_handler(request: Any, full_url: str, headers: Any) -> tuple[int, dict, bytes]:
+    del request, full_url, headers
+    with _CALLS_LOCK:
+        body = json.dumps(CALLS).encode()
+    return 200, {"Content-Type": "application/json"}, body
+
+
+def _install_enforced_iam() -> None:
+    for cls, name in ((IAMPolicyStatement, "_check_principal"),
+                      (IAMPolicyStatement, "_check_element_matches"),
+                      (IAMRequestBase, "check_action_permitted"),
+                      (IAMRequestBase, "_create_aws_request")):  # fmt: skip
+        if not hasattr(cls, name):
+            raise RuntimeError(f"moto changed: {cls.__name__}.{name} is missing")
+    IAMPolicyStatement._check_principal = _check_principal  # type: ignore[method-assign]
+    _install_signed_payload()
+    _install_case_insensitive_actions()
+    _install_call_log()
+    urls.url_paths["{0}" + CALLS_PATH + "$"] = _calls_handler
+
+
 def install() -> None:
     """Patch moto in this process; raise if moto's internals are not what this expects."""
     for name in ("_start_attempt", "_mark_stopped"):
@@ -286,6 +464,7 @@ def install() -> None:
     _install_prefix_list_rule_descriptions()
     _install_job_definition_arn_prefix()
     _install_backend_lookup_cache()
+    _install_enforced_iam()
 
 
 def _moto_gateway() -> type:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from inferstack.local.emulator import Emulator, EmulatorError, free_port, port_open
+from inferstack.local.iam import IDENTITIES_ENV, identities
 from inferstack.local.process import pid_alive, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -68,6 +69,11 @@ class Paths:
     @property
     def processes(self) -> Path:
         return self.state / "processes.json"
+
+    @property
+    def identities(self) -> Path:
+        """The emulator's admin and service keys (enforced IAM), for later CLI commands."""
+        return self.state / "identities.json"
 
     @property
     def runner_state(self) -> Path:
@@ -166,15 +172,28 @@ def terraform_env(paths: Paths, emulator_url: str) -> dict[str, str]:
             "AWS_ENDPOINT_URL": emulator_url,
         }
     )
+    found = identities(emulator_url)
+    if found is not None:  # enforced IAM: the admin user the emulator's first calls created
+        env.update(found.admin.environment())
     env.pop("AWS_PROFILE", None)
+    env.pop("AWS_SESSION_TOKEN", None)
     return env
 
 
 def terraform_vars(emulator_url: str, model_dir: Path) -> list[str]:
+    found = identities(emulator_url)
+    # Under enforced IAM the provider signs as the emulator's admin user, not local.tfvars' "test".
+    keys = (
+        [f"-var=access_key={found.admin.access_key_id}",
+         f"-var=secret_key={found.admin.secret_access_key}"]
+        if found is not None
+        else []
+    )  # fmt: skip
     return [
         "-var-file=environments/local.tfvars",
         f"-var=emulator_url={emulator_url}",
         f"-var=model_bundle_dir={model_dir}",
+        *keys,
     ]
 
 
@@ -260,6 +279,10 @@ def write_processes(paths: Paths, processes: dict[str, Any]) -> None:
 def start_runner(paths: Paths, emulator_url: str, region: str, timeout: float = 60) -> int:
     port = free_port()
     paths.logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    found = identities(emulator_url)
+    if found is not None:  # the runner plays Lambda and ECS: it assumes the stack's roles
+        env[IDENTITIES_ENV] = json.dumps(found.to_json())
     with (paths.logs / "runner.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "inferstack.local.runner", "--emulator-url", emulator_url,
@@ -269,6 +292,7 @@ def start_runner(paths: Paths, emulator_url: str, region: str, timeout: float = 
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -310,10 +334,13 @@ def up(
     if build:
         build_artifacts(paths)
     model = ensure_model(model_dir)
-    emulator = Emulator(log_path=paths.logs / "emulator.log", detach=True)
+    emulator = Emulator(log_path=paths.logs / "emulator.log", detach=True, enforce_iam=True)
     try:
         emulator.start()
         write_processes(paths, {"emulator": emulator.pid, "emulator_url": emulator.url})
+        if emulator.identities is not None:
+            paths.identities.touch(mode=0o600)
+            paths.identities.write_text(json.dumps(emulator.identities.to_json(), indent=2))
         say(f"emulator (moto server) on {emulator.url}, pid {emulator.pid}")
         outputs = terraform_apply(paths, emulator.url, model)
         runner_pid = start_runner(paths, emulator.url, outputs["region"])
