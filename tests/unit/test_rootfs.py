@@ -288,3 +288,19 @@ def test_foreign_arm64_rootfs_describes_the_emulated_cpu(tmp_path: Path) -> None
     assert "asimddp" in blocks[0].split("Features\t:")[1].splitlines()[0]
     if rootfs.is_foreign("arm64"):  # an arm64 host runs it natively
         assert rootfs.recipe("arm64")["emulated_cpu"] == rootfs.QEMU_CPU["arm64"] == "neoverse-n1"
+
+
+def test_entry_made_during_the_build_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process still holding the path of a removed entry may write into it meanwhile."""
+    fake = FakeDebootstrap()
+
+    def build_while_another_writes(target: Path, deb_arch: str) -> None:
+        (tmp_path / f"{rootfs.SUITE}-arm64" / "var" / "runtime").mkdir(parents=True)
+        fake(target, deb_arch)
+
+    monkeypatch.setattr(rootfs, "_build", build_while_another_writes)
+    path = rootfs.ensure_rootfs("arm64", cache_dir=tmp_path)
+    assert (path / "usr" / "built").read_text() == "arm64"
+    assert not (path / "var").exists()

@@ -10,7 +10,8 @@ and cached under build/rootfs/<suite>-<arch>/:
 - another architecture (arm64 on an x86_64 host): `debootstrap --foreign` downloads the
   packages and unpacks the essential ones; every downloaded .deb is then unpacked with
   `dpkg-deb -x` (no second stage, no maintainer scripts, no binfmt_misc). Programs run under
-  Debian's qemu-user-static: `qemu-aarch64-static -L <rootfs> <rootfs>/usr/bin/python3.13`.
+  Debian's qemu-user-static: `qemu-aarch64-static -cpu neoverse-n1 -L <rootfs>
+  <rootfs>/usr/bin/python3.13` (see QEMU_CPU for the CPU and the proc/cpuinfo it needs).
 
 The Debian mirror is the one the machine's apt sources name (/etc/apt/sources.list.d/*.sources
 in deb822 form, *.list and /etc/apt/sources.list in one-line form) or INFERSTACK_DEBIAN_MIRROR.
@@ -45,9 +46,9 @@ DEFAULT_CACHE_DIR = REPO_ROOT / "build" / "rootfs"
 SUITE = "trixie"
 PYTHON = "python3.13"
 # What the artifacts need at run time beyond --variant=minbase: the runtime's Python. The
-# wheels' native libraries (LiteRT, Pillow, numpy, awslambdaric) need only libc, libm,
-# libgcc_s and libstdc++, which minbase already has (apt depends on libstdc++6);
-# tests/unit/test_rootfs_arm64.py imports them from the arm64 artifacts.
+# layer's native libraries (LiteRT, Pillow, numpy) need only libc, libm, libgcc_s and
+# libstdc++, which minbase already has (apt depends on libstdc++6);
+# tests/integration/test_arm64_artifacts.py imports them from the arm64 layer.
 INCLUDE = (PYTHON,)
 # Bumped when the recipe changes in a way the stamp's other fields do not show.
 RECIPE_VERSION = 1
@@ -58,8 +59,9 @@ APT_DIR = Path("/etc/apt")
 # Both spellings: Lambda/uname (x86_64, arm64/aarch64) and Debian (amd64, arm64).
 _DEBIAN_ARCH = {"x86_64": "amd64", "amd64": "amd64", "arm64": "arm64", "aarch64": "arm64"}
 _QEMU_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
-# The CPU qemu emulates for arm64: Lambda's arm64 functions run on AWS Graviton2, a Neoverse N1
-# (https://docs.aws.amazon.com/lambda/latest/dg/foundation-arch.html). qemu-user 7.2 passes the
+# The CPU qemu emulates for arm64: Lambda's arm64 functions run on AWS Graviton processors
+# (https://docs.aws.amazon.com/lambda/latest/dg/foundation-arch.html; arm64 launched on
+# Graviton2, a Neoverse N1, whose ARMv8.2 features every Graviton has). qemu-user 7.2 passes the
 # host's /proc/cpuinfo through, whose x86 format the arm64 cpuinfo library (XNNPACK, ruy in
 # LiteRT) cannot parse: the interpreter then segfaults. So a foreign arm64 rootfs carries a
 # proc/cpuinfo of this CPU, which qemu -L finds before the host's; -cpu makes the emulated
@@ -347,6 +349,7 @@ def ensure_rootfs(arch: str | None = None, *, cache_dir: Path | None = None) -> 
         try:
             _build(work / "root", deb_arch)
             write_stamp(work / "root", expected, time.monotonic() - started)
+            remove_tree(final)  # made meanwhile by a process that wrote into a removed entry
             (work / "root").rename(final)
         finally:
             with contextlib.suppress(OSError, RootfsError):  # else the next build removes it
