@@ -451,7 +451,9 @@ def rootfs_command(rootfs: Path, argv: Sequence[str], arch: str | None = None) -
         raise ValueError("empty argv")
     program, *args = argv
     if not is_foreign(arch):
-        return ["chroot", str(rootfs), program, *args]
+        # resolved here: the environment the command runs with may have no sbin on its PATH
+        chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+        return [chroot, str(rootfs), program, *args]
     inside = program if program.startswith("/") else _find_program(rootfs, program)
     qemu = shutil.which(qemu_binary(arch)) or qemu_binary(arch)
     cpu = QEMU_CPU.get(debian_arch(arch))
