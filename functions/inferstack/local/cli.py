@@ -1,4 +1,4 @@
-"""`inferstack local up|down|status|demo` (registered by inferstack.cli)."""
+"""`inferstack local up|down|status|demo|leastpriv` (registered by inferstack.cli)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(images_dir=args.images, model_dir=args.model, keep=args.keep)
 
 
+def _cmd_leastpriv(args: argparse.Namespace) -> int:
+    from inferstack.local.leastpriv import main  # noqa: PLC0415
+
+    return main(["--out", str(args.out)] if args.out else [])
+
+
 def add_local_commands(subparsers: Any) -> None:
     local = subparsers.add_parser(
         "local",
@@ -59,3 +65,10 @@ def add_local_commands(subparsers: Any) -> None:
     demo.add_argument("--model", type=Path, help="model bundle folder to deploy")
     demo.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     demo.set_defaults(func=_cmd_demo)
+    leastpriv = commands.add_parser(
+        "leastpriv",
+        help="least-privilege report of the running stack: each component's calls against "
+        "its role's policies (exit 1: a call outside them or an unexplained grant)",
+    )
+    leastpriv.add_argument("--out", type=Path, help="report folder (default build/leastpriv)")
+    leastpriv.set_defaults(func=_cmd_leastpriv)
