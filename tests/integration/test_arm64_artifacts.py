@@ -1,7 +1,7 @@
 """The arm64 deployment artifacts run: layer + predict zip on arm64 Python 3.13, under qemu.
 
-The arm64 layer (build/dist/layer-arm64.zip when up to date, else built the same way into a
-temporary dist) is extracted as <tmp>/opt and the predict function zip, built from the current
+The arm64 layer (build/dist/layer-arm64.zip, built there by layers/build.py when missing or
+out of date) is extracted as <tmp>/opt and the predict function zip, built from the current
 source, as <tmp>/var/task. Debian trixie's arm64 python3.13 (inferstack.local.rootfs, cached in
 build/rootfs/) runs under qemu-aarch64-static with the module search path of the managed
 runtime (the function's code, then the layer's python/lib/python3.13/site-packages and python/;
@@ -107,18 +107,19 @@ def arm64_rootfs() -> Path:
 
 @pytest.fixture(scope="module")
 def arm64_artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(layer zip, predict zip): the current source's predict zip and an up-to-date layer."""
+    """(layer zip, predict zip): the current source's predict zip and an up-to-date layer.
+
+    The layer is build/dist's, built there as `make build` does when missing or out of date
+    (a fresh clone), so the stack the integration tests deploy reuses it.
+    """
     build = _load_layer_builder()
     dist = tmp_path_factory.mktemp("dist-arm64")
     predict = build.build_function(REPO_ROOT / "functions", build.FUNCTIONS[0], dist)
     deps = build.project_dependencies(REPO_ROOT / "pyproject.toml")
-    built = DIST / "layer-arm64.zip"
-    stamp = DIST / ".layer-arm64.inputs"
-    digest = build.layer_inputs_digest(deps, "arm64")
-    if built.is_file() and stamp.is_file() and stamp.read_text() == digest:
-        return built, predict  # what `make build` left, built from these inputs
     pip = [sys.executable, "-m", "pip"]
-    layer = build.build_layer("arm64", deps, dist, REPO_ROOT / "build" / "cache", pip=pip)
+    started = time.monotonic()
+    layer = build.build_layer("arm64", deps, DIST, REPO_ROOT / "build" / "cache", pip=pip)
+    print(f"arm64 layer {layer} ready in {time.monotonic() - started:.1f} s")
     return layer, predict
 
 
