@@ -7,8 +7,12 @@ service without code changes. Metrics go to the ``Inferstack`` namespace unless
 
 Metric names are constants here because dashboards and alarms (Terraform) refer to them.
 Dimensions stay low-cardinality on purpose: ``service`` on every metric, plus ``ErrorCode`` (a
-closed set of error codes) on the per-code error counter only. Request ids, labels and model
-versions never become dimensions; they go into log lines instead.
+closed set of error codes) on the per-code error counter only. The real-time function also
+emits each of its metrics a second time, in the same EMF document, with ``ModelSha256`` (the
+first 12 hex digits of the model's sha256: one value per deployed model, two during a canary
+rollout), so a candidate can be compared with the primary; the ``service``-only set stays, so
+alarms and graphs of the whole service keep matching (CloudWatch matches the exact dimension
+set). Request ids and labels never become dimensions; they go into log lines instead.
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ METRIC_INFER_MS = "InferLatency"  # Milliseconds
 METRIC_TOTAL_MS = "TotalLatency"  # Milliseconds, whole request inside the handler
 METRIC_IMAGE_BYTES = "ImageBytes"  # Bytes of the decoded request image
 METRIC_COLD_START = "ColdStart"  # Count, emitted by powertools (dimensions service, function_name)
+METRIC_TOP_PROBABILITY = "TopProbability"  # None, the top-1 probability of a 200 answer
 DIMENSION_ERROR_CODE = "ErrorCode"
+# The model an answer came from: a metric dimension (12 hex digits of its sha256, known before
+# the model loads from the deployment's MODEL_SHA256 pin) and a response header
+# (<name>/<version>/<12 hex digits>, "-" for what is not known while the model is not loaded).
+DIMENSION_MODEL = "ModelSha256"
+MODEL_HEADER = "X-Inferstack-Model"
+MODEL_ID_HEX_DIGITS = 12
 
 # The closed set of codes the ErrorCode dimension may take; anything else is folded into
 # "internal_error" so a bug can never create unbounded metric streams.
@@ -166,3 +177,21 @@ def emit_error(metrics: Metrics, code: str) -> None:
         default_dimensions={"service": str(metrics.service)},
     ) as metric:
         metric.add_dimension(name=DIMENSION_ERROR_CODE, value=error_code_dimension(code))
+
+
+def model_dimension(sha256: str | None) -> str:
+    """The ``ModelSha256`` dimension value of a model: its sha256's first 12 hex digits."""
+    text = (sha256 or "").strip().lower()
+    return text[:MODEL_ID_HEX_DIGITS] if text else "unknown"
+
+
+def model_header(name: str | None, version: str | None, sha256: str | None) -> str:
+    """The ``X-Inferstack-Model`` value: ``<name>/<version>/<sha256 prefix>``."""
+    return f"{name or '-'}/{version or '-'}/{model_dimension(sha256) if sha256 else '-'}"
+
+
+def add_model_dimension(metrics: Metrics, sha256: str | None) -> None:
+    """Emit this invocation's metrics also by model (a second dimension set, same document)."""
+    metrics.add_dimensions(
+        **{"service": str(metrics.service), DIMENSION_MODEL: model_dimension(sha256)}
+    )

@@ -192,6 +192,10 @@ def _record_success(image: bytes, timing: dict[str, float], predictions: list[An
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=timing[key])
     top = predictions[0] if predictions else {}
+    if "probability" in top:
+        metrics.add_metric(
+            name=telemetry.METRIC_TOP_PROBABILITY, unit=MetricUnit.NoUnit, value=top["probability"]
+        )
     logger.info(
         "prediction served",
         extra={"image_bytes": len(image), "timing_ms": timing, "top_label": top.get("label")},
@@ -213,6 +217,22 @@ def _is_rest_proxy_event(event: Any) -> bool:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = _answer(event, context)
+    # Every answer and every metric of this invocation name the model of this environment.
+    bundle = MODEL.classifier.bundle if MODEL.classifier is not None else None
+    sha256 = bundle.sha256 if bundle is not None else os.environ.get("MODEL_SHA256")
+    telemetry.add_model_dimension(metrics, sha256)
+    header = telemetry.model_header(
+        bundle.name if bundle else None, bundle.version if bundle else None, sha256
+    )
+    if isinstance(response.get("multiValueHeaders"), dict):
+        response["multiValueHeaders"][telemetry.MODEL_HEADER] = [header]
+    else:
+        response.setdefault("headers", {})[telemetry.MODEL_HEADER] = header
+    return response
+
+
+def _answer(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not _is_rest_proxy_event(event):
         # Not from API Gateway (e.g. a console test event): answer in the API's own format.
         error = InvalidRequest("not an API Gateway REST proxy event (httpMethod, path)")

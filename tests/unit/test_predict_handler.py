@@ -633,6 +633,8 @@ def test_emf_metrics_are_printed(
             for metric in directive["Metrics"]:
                 emitted.setdefault(metric["Name"], []).extend(directive["Dimensions"])
                 assert metric["Name"] in blob  # the value sits beside the directive
+    # Each metric for the whole service (what the alarms watch) and by model, in one document.
+    by_model = ["service", telemetry.DIMENSION_MODEL]
     for name in (
         telemetry.METRIC_PREDICTIONS,
         telemetry.METRIC_DECODE_MS,
@@ -640,10 +642,19 @@ def test_emf_metrics_are_printed(
         telemetry.METRIC_INFER_MS,
         telemetry.METRIC_TOTAL_MS,
         telemetry.METRIC_IMAGE_BYTES,
+        telemetry.METRIC_TOP_PROBABILITY,
     ):
-        assert emitted[name] == [["service"]], name
+        assert emitted[name] == [["service"], by_model], name
     assert emitted[telemetry.METRIC_COLD_START] == [["function_name", "service"]]
-    assert sorted(emitted[telemetry.METRIC_ERRORS]) == [["service"], ["service", "ErrorCode"]]
+    assert sorted(emitted[telemetry.METRIC_ERRORS]) == [
+        ["service"],
+        ["service", "ErrorCode"],
+        by_model,
+    ]
+    sha = handler.MODEL.classifier.bundle.sha256
+    assert {b[telemetry.DIMENSION_MODEL] for b in blobs if telemetry.DIMENSION_MODEL in b} == {
+        sha[:12]
+    }
     by_code = next(b for b in blobs if telemetry.DIMENSION_ERROR_CODE in b)
     assert by_code[telemetry.DIMENSION_ERROR_CODE] == "invalid_parameter"
     # Cold start is counted once per sandbox, not per request.
@@ -844,3 +855,32 @@ def test_tracing_enabled_as_in_lambda_sends_decode_and_infer_subsegments(
             names.update(_segment_names(json.loads(body)))
     daemon.close()
     assert expected <= names, names
+
+
+# ----------------------------------------------------------------------------- model identity
+
+
+def test_every_answer_names_the_model_that_served_it(
+    local_handler: Callable[..., ModuleType], parrot: bytes
+) -> None:
+    handler = local_handler()
+    bundle = handler.MODEL.classifier.bundle
+    expected = f"{bundle.name}/{bundle.version}/{bundle.sha256[:12]}"
+    header = telemetry.MODEL_HEADER.lower()
+    for event in (binary_event(parrot), binary_event(parrot, top_k="0"), json_event("{")):
+        assert invoke(handler, event).headers[header] == expected
+    response = handler.lambda_handler({"not": "api gateway"}, FakeLambdaContext())
+    assert response["headers"][telemetry.MODEL_HEADER] == expected
+
+
+def test_an_unloaded_model_is_named_by_the_deployments_pin(
+    local_handler: Callable[..., ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin = "ab" * 32
+    handler = local_handler(MODEL_SHA256=pin)  # the bundle declares another sha256: refused
+    capsys.readouterr()
+    answer = invoke(handler, binary_event(jpeg_bytes(64, 48)))
+    assert (answer.status, answer.code) == (503, "model_unavailable")
+    assert answer.headers[telemetry.MODEL_HEADER.lower()] == f"-/-/{pin[:12]}"
+    blobs = [line for line in stdout_json(capsys.readouterr().out) if "_aws" in line]
+    assert any(b.get(telemetry.DIMENSION_MODEL) == pin[:12] for b in blobs)
