@@ -5,6 +5,11 @@
 
 region = "us-east-1"
 
+# The local runner runs the deployed zips natively, as Lambda runs them (the layer's compiled
+# wheels load on their own architecture only): the local stack is built for these x86_64
+# machines. The arm64 artifacts run under qemu in their own test.
+architecture = "x86_64"
+
 # Every service the stack uses goes to emulator_url; fake credentials, no AWS look-ups.
 emulator_services           = ["apigateway", "batch", "cloudwatch", "ec2", "ecr", "events", "iam", "kms", "lambda", "logs", "s3", "sns", "sqs", "sts", "wafv2", "xray"]
 access_key                  = "test"

@@ -50,6 +50,7 @@ from inferstack.local.sandbox import (
     PYTHON,
     SANDBOX_TMP,
     Mount,
+    SandboxError,
     ensure_lambda_runtime,
     ensure_mount_points,
     sandbox_command,
@@ -66,8 +67,19 @@ class ArtifactError(RuntimeError):
     """The deployed code of a function is not among the local artifacts."""
 
 
+_digests: dict[tuple[str, int, int], str] = {}
+
+
 def code_sha256(path: Path) -> str:
-    """Lambda's CodeSha256: base64 of the zip's sha256 digest."""
+    """Lambda's CodeSha256: base64 of the zip's sha256 digest (memoised per file version)."""
+    info = path.stat()
+    key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
+    if key not in _digests:
+        _digests[key] = _code_sha256(path)
+    return _digests[key]
+
+
+def _code_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -236,7 +248,11 @@ class SandboxEnvironment:
             init_ms = None
             if self.process is None or self.process.poll() is not None:
                 self.stop()
-                init_ms = self._start()
+                try:
+                    init_ms = self._start()
+                except (SandboxError, OSError) as exc:  # the local platform failed
+                    self.stop()
+                    raise InvocationError("ServiceException", str(exc)) from exc
             assert self.api is not None and self.process is not None
             request_id = request_id or str(uuid.uuid4())
             timeout = float(self.function.timeout_s)

@@ -227,7 +227,17 @@ def _staging(final: Path) -> Iterator[Path]:
 
 
 def ensure_lambda_runtime(arch: str | None = None, *, cache_dir: Path | None = None) -> Path:
-    """The root file system for `arch` with awslambdaric installed in its /var/runtime."""
+    """The root file system for `arch` with awslambdaric installed in its /var/runtime.
+
+    Only this machine's architecture: a chroot runs native programs (the arm64 artifacts are
+    run under qemu by their own test, not as execution environments).
+    """
+    if is_foreign(arch):
+        raise SandboxError(
+            f"a function built for {arch} cannot run as an execution environment on this "
+            f"{debian_arch(None)} machine: deploy the local stack for this architecture "
+            "(architecture in terraform/environments/local.tfvars)"
+        )
     root = ensure_rootfs(arch, cache_dir=cache_dir)
     deb_arch = debian_arch(arch)
     runtime = root / RUNTIME_DIR.lstrip("/")
