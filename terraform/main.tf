@@ -27,6 +27,7 @@ module "model_store" {
   name_prefix            = var.name_prefix
   tags                   = local.tags
   model_bundle_dir       = local.model_bundle_dir
+  candidate_bundle_dir   = try(var.canary.bundle_dir, null)
   enable_tls_only_policy = var.enable_tls_only_policy
   force_destroy          = var.force_destroy
 }
@@ -99,6 +100,12 @@ module "realtime_api" {
   model_bucket_arn = module.model_store.bucket_arn
   kms_key_arn      = module.model_store.kms_key_arn
   telemetry        = { namespace = local.metric_namespace }
+  # A canary rollout: the candidate bundle on var.canary.weight of the live alias' requests.
+  canary = var.canary == null ? null : {
+    model_uri    = module.model_store.candidate.uri
+    model_sha256 = module.model_store.candidate.sha256
+    weight       = var.canary.weight
+  }
 
   subnet_ids         = module.network.subnet_ids
   security_group_ids = [module.network.lambda_security_group_id]
@@ -171,6 +178,12 @@ module "observability" {
   batch_metrics = {
     dispatcher_service = module.batch.telemetry.dispatcher_service
     worker_service     = module.batch.telemetry.worker_service
+  }
+
+  # The candidate's alarms during a canary rollout (its model against the primary's).
+  canary = var.canary == null ? null : {
+    primary_sha256   = module.model_store.model_sha256
+    candidate_sha256 = module.model_store.candidate.sha256
   }
 
   create_xray_sampling_rule = var.create_xray_sampling_rule

@@ -55,6 +55,19 @@ output "model" {
   }
 }
 
+output "canary" {
+  description = "The canary rollout: the candidate model (uri, name, version, sha256), its weight, and the predict function's primary and candidate versions behind the live alias. Null without a canary."
+  value = var.canary == null ? null : {
+    model_uri         = module.model_store.candidate.uri
+    name              = module.model_store.candidate.name
+    version           = module.model_store.candidate.version
+    sha256            = module.model_store.candidate.sha256
+    weight            = var.canary.weight
+    primary_version   = module.realtime_api.primary_version
+    candidate_version = module.realtime_api.candidate_version
+  }
+}
+
 output "kms_key_arn" {
   description = "KMS key encrypting the stack's buckets, logs, queues and alarm topic."
   value       = module.model_store.kms_key_arn

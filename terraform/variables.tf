@@ -159,6 +159,20 @@ variable "model_bundle_dir" {
   default     = null
 }
 
+variable "canary" {
+  description = "Canary rollout of a candidate model bundle (a folder like model_bundle_dir, with another name or version in its model.json): uploaded beside the primary, published as its own version of the predict function, and sent `weight` of the live alias' requests (0 = none, a rollback; below 1). Needs the primary deployed first. Promote: set model_bundle_dir to the candidate's folder and remove canary. Null (the default): no candidate."
+  type = object({
+    bundle_dir = string
+    weight     = number
+  })
+  default = null
+
+  validation {
+    condition     = var.canary == null || try(var.canary.weight >= 0 && var.canary.weight < 1, false)
+    error_message = "canary.weight is the share of requests sent to the candidate: at least 0 (a rollback) and below 1 (to send everything, promote it: model_bundle_dir = the candidate's folder, no canary)."
+  }
+}
+
 variable "force_destroy" {
   description = "Let `terraform destroy` delete the model and data buckets with their objects. For throw-away environments."
   type        = bool

@@ -23,6 +23,15 @@ locals {
   model_sha256     = var.upload_model_bundle ? lower(tostring(local.manifest.sha256)) : null
   model_key_prefix = var.upload_model_bundle ? "${var.model_prefix}/${local.model_name}/${local.model_version}" : var.model_prefix
 
+  # The candidate of a canary rollout: a second bundle beside the primary, under its own
+  # <name>/<version> prefix, read the same way from its own model.json.
+  has_candidate        = var.candidate_bundle_dir != null
+  candidate_manifest   = local.has_candidate ? jsondecode(file("${var.candidate_bundle_dir}/model.json")) : null
+  candidate_name       = local.has_candidate ? tostring(local.candidate_manifest.name) : null
+  candidate_version    = local.has_candidate ? tostring(local.candidate_manifest.version) : null
+  candidate_sha256     = local.has_candidate ? lower(tostring(local.candidate_manifest.sha256)) : null
+  candidate_key_prefix = local.has_candidate ? "${var.model_prefix}/${local.candidate_name}/${local.candidate_version}" : null
+
   # Key policy statements for services that publish to this stack's encrypted topics and
   # queues, keyed by their kms_key_service_access switch. Each is scoped by the conditions its
   # service supports:
@@ -298,6 +307,42 @@ resource "aws_s3_object" "bundle" {
     precondition {
       condition     = can(regex("^[0-9a-f]{64}$", local.model_sha256)) && (each.key != "model.tflite" || local.model_sha256 == filesha256("${var.model_bundle_dir}/model.tflite"))
       error_message = "model.json sha256 does not match model.tflite: the bundle is inconsistent, rebuild it."
+    }
+  }
+
+  depends_on = [
+    aws_s3_bucket_server_side_encryption_configuration.this,
+    aws_s3_bucket_ownership_controls.this,
+  ]
+}
+
+# The candidate bundle of a canary rollout, uploaded exactly like the primary one. Its prefix
+# must differ from the primary's: two resources writing the same keys would overwrite the
+# model the primary version serves.
+resource "aws_s3_object" "candidate" {
+  for_each = local.has_candidate ? local.bundle_files : {}
+
+  bucket                 = aws_s3_bucket.this.id
+  key                    = "${local.candidate_key_prefix}/${each.key}"
+  source                 = "${var.candidate_bundle_dir}/${each.key}"
+  content_type           = each.value
+  source_hash            = filemd5("${var.candidate_bundle_dir}/${each.key}")
+  server_side_encryption = "aws:kms"
+  kms_key_id             = local.kms_key_arn
+  tags                   = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = can(regex("^[A-Za-z0-9._-]+$", local.candidate_name)) && can(regex("^[A-Za-z0-9._-]+$", local.candidate_version))
+      error_message = "The candidate's model.json name and version must be non-empty and use only letters, digits, '.', '_' and '-' (they become S3 key segments)."
+    }
+    precondition {
+      condition     = can(regex("^[0-9a-f]{64}$", local.candidate_sha256)) && (each.key != "model.tflite" || local.candidate_sha256 == filesha256("${var.candidate_bundle_dir}/model.tflite"))
+      error_message = "The candidate's model.json sha256 does not match its model.tflite: the candidate bundle is inconsistent, rebuild it."
+    }
+    precondition {
+      condition     = local.candidate_key_prefix != local.model_key_prefix
+      error_message = "The candidate bundle has the primary's name and version (${coalesce(local.candidate_key_prefix, "-")}): give it another version in its model.json, or its upload would replace the primary's files."
     }
   }
 

@@ -31,6 +31,9 @@ output "kms_alias_arn" {
 output "model_uri" {
   description = "S3 URI of the uploaded model bundle, ending with a slash (\"s3://<bucket>/<model_prefix>/<name>/<version>/\"); the prefix of all models when upload_model_bundle is false."
   value       = "s3://${aws_s3_bucket.this.id}/${local.model_key_prefix}/"
+  # Whatever is configured with this URI (a function version, a job definition) is changed
+  # only once the bundle's files are there.
+  depends_on = [aws_s3_object.bundle]
 }
 
 output "model_prefix_arn" {
@@ -61,4 +64,17 @@ output "model_object_keys" {
 output "model_object_version_ids" {
   description = "S3 version ids of the uploaded bundle files, by file name (change when a file changes)."
   value       = { for name, obj in aws_s3_object.bundle : name => obj.version_id }
+}
+
+output "candidate" {
+  description = "The candidate bundle of a canary rollout (candidate_bundle_dir): uri (\"s3://<bucket>/<model_prefix>/<name>/<version>/\"), prefix_arn (for s3:GetObject grants), name, version and sha256 from its model.json. Null without a candidate."
+  value = local.has_candidate ? {
+    uri        = "s3://${aws_s3_bucket.this.id}/${local.candidate_key_prefix}/"
+    prefix_arn = "${aws_s3_bucket.this.arn}/${local.candidate_key_prefix}/*"
+    name       = local.candidate_name
+    version    = local.candidate_version
+    sha256     = local.candidate_sha256
+  } : null
+  # A function version configured with this URI is published only once the files are there.
+  depends_on = [aws_s3_object.candidate]
 }

@@ -165,3 +165,21 @@ variable "model_prefix" {
     error_message = "model_prefix must be one or more S3-safe path segments without leading or trailing slash (e.g. \"models\")."
   }
 }
+
+variable "candidate_bundle_dir" {
+  description = "Local folder of a second model bundle, the candidate of a canary rollout, uploaded beside the primary to \"<model_prefix>/<name>/<version>/\" from its own model.json (another name or version than the primary's). Null (the default): no candidate. Needs upload_model_bundle."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.candidate_bundle_dir == null || var.upload_model_bundle
+    error_message = "candidate_bundle_dir needs upload_model_bundle = true (the candidate is uploaded beside the primary bundle)."
+  }
+
+  validation {
+    condition = var.candidate_bundle_dir == null || alltrue([
+      for f in ["model.tflite", "labels.txt", "model.json"] : fileexists("${coalesce(var.candidate_bundle_dir, ".")}/${f}")
+    ])
+    error_message = "candidate_bundle_dir must contain model.tflite, labels.txt and model.json."
+  }
+}

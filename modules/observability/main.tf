@@ -435,6 +435,9 @@ locals {
     values(aws_cloudwatch_metric_alarm.lambda_throttles)[*].arn,
     aws_cloudwatch_metric_alarm.dlq_not_empty[*].arn,
     aws_cloudwatch_metric_alarm.batch_images_failed[*].arn,
+    aws_cloudwatch_metric_alarm.canary_error_rate[*].arn,
+    aws_cloudwatch_metric_alarm.canary_p99_latency[*].arn,
+    aws_cloudwatch_metric_alarm.canary_init_failures[*].arn,
   )
 
   alarm_widgets = [for w in [

@@ -27,6 +27,18 @@ output "alarm_names" {
     values(aws_cloudwatch_metric_alarm.lambda_throttles)[*].alarm_name,
     aws_cloudwatch_metric_alarm.dlq_not_empty[*].alarm_name,
     aws_cloudwatch_metric_alarm.batch_images_failed[*].alarm_name,
+    aws_cloudwatch_metric_alarm.canary_error_rate[*].alarm_name,
+    aws_cloudwatch_metric_alarm.canary_p99_latency[*].alarm_name,
+    aws_cloudwatch_metric_alarm.canary_init_failures[*].alarm_name,
+  )
+}
+
+output "canary_alarm_names" {
+  description = "Names of the canary's candidate alarms by purpose (error_rate, p99_latency, init_failures); empty without a canary."
+  value = merge(
+    { for a in aws_cloudwatch_metric_alarm.canary_error_rate : "error_rate" => a.alarm_name },
+    { for a in aws_cloudwatch_metric_alarm.canary_p99_latency : "p99_latency" => a.alarm_name },
+    { for a in aws_cloudwatch_metric_alarm.canary_init_failures : "init_failures" => a.alarm_name },
   )
 }
 

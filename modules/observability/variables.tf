@@ -275,3 +275,31 @@ variable "dashboard_period_seconds" {
     error_message = "dashboard_period_seconds must be a multiple of 60."
   }
 }
+
+variable "canary" {
+  description = <<-EOT
+    A canary rollout of the real-time function (predict_function_name): the ModelSha256 dimension values (the first
+    12 hex digits of each model's sha256, as the function emits them) of the primary and the candidate. Creates the
+    candidate's alarms (error rate above the primary's, p99 latency relative to the primary's, a candidate that answers
+    nothing but errors, i.e. a model that does not load) and a dashboard row comparing the two. Null: none of them.
+  EOT
+  type = object({
+    primary_sha256   = string
+    candidate_sha256 = string
+    # Alarm when the candidate's error rate exceeds the primary's by more than this fraction.
+    error_rate_margin = optional(number, 0.02)
+    # Alarm when the candidate's p99 total latency is more than this multiple of the primary's.
+    p99_latency_ratio = optional(number, 1.5)
+  })
+  default = null
+
+  validation {
+    condition     = var.canary == null || try(alltrue([for s in [var.canary.primary_sha256, var.canary.candidate_sha256] : can(regex("^[0-9a-f]{12,64}$", s))]) && var.canary.primary_sha256 != var.canary.candidate_sha256, false)
+    error_message = "canary.primary_sha256 and candidate_sha256 must be two different lower-case hex sha256 values (12 to 64 digits)."
+  }
+
+  validation {
+    condition     = var.canary == null || try(var.canary.error_rate_margin > 0 && var.canary.error_rate_margin < 1 && var.canary.p99_latency_ratio > 1, false)
+    error_message = "canary.error_rate_margin must be a fraction in (0, 1) and canary.p99_latency_ratio greater than 1."
+  }
+}

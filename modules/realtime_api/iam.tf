@@ -21,10 +21,12 @@ resource "aws_iam_role" "function" {
 }
 
 data "aws_iam_policy_document" "function" {
+  # The primary's bundle, and during a canary the candidate's (same bucket, checked by
+  # var.canary's validation): one role serves both versions of the function.
   statement {
     sid       = "ReadModelBundle"
     actions   = ["s3:GetObject"]
-    resources = ["${var.model_bucket_arn}/${local.model_prefix}*"]
+    resources = [for p in local.model_prefixes : "${var.model_bucket_arn}/${p}*"]
   }
 
   # Listing the prefix lets a missing object surface as 404 instead of 403.
@@ -35,7 +37,7 @@ data "aws_iam_policy_document" "function" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.model_prefix}*"]
+      values   = [for p in local.model_prefixes : "${p}*"]
     }
   }
 

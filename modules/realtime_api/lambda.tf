@@ -71,7 +71,7 @@ resource "aws_lambda_function" "this" {
 
   environment {
     variables = merge({
-      MODEL_URI                    = var.model_uri
+      MODEL_URI                    = local.latest_model.uri
       MODEL_CACHE_DIR              = "/tmp/model"
       MAX_IMAGE_BYTES              = tostring(var.max_image_bytes)
       MAX_IMAGE_PIXELS             = tostring(var.max_image_pixels)
@@ -82,7 +82,7 @@ resource "aws_lambda_function" "this" {
       LOG_LEVEL                    = var.log_level
       },
       # The model the deployment uploaded: a bundle that declares another one is refused.
-      var.model_sha256 == null ? {} : { MODEL_SHA256 = lower(var.model_sha256) },
+      local.latest_model.sha256 == null ? {} : { MODEL_SHA256 = local.latest_model.sha256 },
     )
   }
 
@@ -107,16 +107,54 @@ resource "aws_lambda_function" "this" {
   ]
 }
 
+# A canary rollout (var.canary): the function's configuration ($LATEST) carries the candidate's
+# model, so the version published from it is the candidate; the primary is the version the
+# alias serves already, read back here and kept by number. Both are published versions with
+# their own MODEL_URI and MODEL_SHA256 (versions are immutable snapshots of the configuration).
+data "aws_lambda_alias" "current" {
+  count = local.canary_enabled ? 1 : 0
+
+  function_name = local.function_name
+  name          = "live"
+}
+
+data "aws_lambda_function" "primary" {
+  count = local.canary_enabled ? 1 : 0
+
+  function_name = local.function_name
+  qualifier     = data.aws_lambda_alias.current[0].function_version
+}
+
 resource "aws_lambda_alias" "live" {
   name             = "live"
-  description      = "Version served by the API"
+  description      = local.canary_enabled ? "Version served by the API (primary) and the canary candidate" : "Version served by the API"
   function_name    = aws_lambda_function.this.function_name
-  function_version = aws_lambda_function.this.version
+  function_version = local.primary_version
+
+  dynamic "routing_config" {
+    # Weight 0 (a rollback) leaves the candidate published but routes nothing to it.
+    for_each = local.canary_enabled && try(var.canary.weight, 0) > 0 ? [1] : []
+    content {
+      additional_version_weights = { (aws_lambda_function.this.version) = var.canary.weight }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = !local.canary_enabled || local.primary_serves_model_uri
+      error_message = "A canary needs the alias to serve the primary model already: version ${try(data.aws_lambda_alias.current[0].function_version, "-")} of ${local.function_name} serves ${try(local.primary_env.MODEL_URI, "-")} (sha256 ${try(local.primary_env.MODEL_SHA256, "-")}), not model_uri ${var.model_uri} (sha256 ${coalesce(var.model_sha256, "-")}). Apply the primary without a canary first, then add the candidate; promote by making the candidate the primary and removing the canary in the same apply."
+    }
+    precondition {
+      condition     = !local.canary_enabled || local.primary_version != aws_lambda_function.this.version
+      error_message = "The canary's candidate was published as the version the alias already serves (${local.primary_version}): the candidate's configuration equals the primary's. Give the candidate another model."
+    }
+  }
 }
 
 resource "aws_lambda_provisioned_concurrency_config" "live" {
   count = var.provisioned_concurrency > 0 ? 1 : 0
 
+  # On the alias, so it covers both versions of a weighted alias (see the README).
   function_name                     = aws_lambda_alias.live.function_name
   qualifier                         = aws_lambda_alias.live.name
   provisioned_concurrent_executions = var.provisioned_concurrency

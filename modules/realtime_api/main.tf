@@ -9,6 +9,27 @@ locals {
   # s3://bucket/prefix/ -> "bucket" and "prefix/" ("" for the bucket root).
   model_bucket = split("/", trimprefix(var.model_uri, "s3://"))[0]
   model_prefix = trimprefix(trimprefix(var.model_uri, "s3://"), "${local.model_bucket}/")
+  model_prefixes = distinct(concat(
+    [local.model_prefix],
+    var.canary == null ? [] : [trimprefix(trimprefix(var.canary.model_uri, "s3://"), "${local.model_bucket}/")],
+  ))
+
+  # Canary rollout: the function's configuration carries the candidate's model, the alias keeps
+  # serving the primary version by number and sends var.canary.weight of requests to the candidate.
+  canary_enabled = var.canary != null
+  latest_model = local.canary_enabled ? {
+    uri    = var.canary.model_uri
+    sha256 = var.canary.model_sha256 == null ? null : lower(var.canary.model_sha256)
+    } : {
+    uri    = var.model_uri
+    sha256 = var.model_sha256 == null ? null : lower(var.model_sha256)
+  }
+  primary_env = local.canary_enabled ? try(data.aws_lambda_function.primary[0].environment[0].variables, {}) : {}
+  primary_serves_model_uri = local.canary_enabled && try(
+    local.primary_env.MODEL_URI == var.model_uri && lookup(local.primary_env, "MODEL_SHA256", "") == (var.model_sha256 == null ? "" : lower(var.model_sha256)),
+    false,
+  )
+  primary_version = local.canary_enabled ? data.aws_lambda_alias.current[0].function_version : aws_lambda_function.this.version
 
   create_layer = var.layer_zip_path != null
   layer_arn    = local.create_layer ? aws_lambda_layer_version.runtime[0].arn : var.layer_arn

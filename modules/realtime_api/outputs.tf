@@ -78,7 +78,7 @@ output "function_arn" {
 }
 
 output "function_version" {
-  description = "Version published by the last deployment (the one `live` points to)."
+  description = "Version published by the last deployment: the one `live` points to, or during a canary the candidate."
   value       = aws_lambda_function.this.version
 }
 
@@ -120,4 +120,14 @@ output "web_acl_arn" {
 output "telemetry" {
   description = "Namespace and `service` dimension of the function's EMF metrics: pass to modules/observability (`realtime_metrics`, `metric_namespace`)."
   value       = var.telemetry
+}
+
+output "primary_version" {
+  description = "Version the `live` alias serves by default: the one published by the last deployment, or during a canary the primary version it already served (kept by number)."
+  value       = aws_lambda_alias.live.function_version
+}
+
+output "candidate_version" {
+  description = "Version of the canary's candidate (published from the function's configuration, which carries the candidate's model); null without a canary."
+  value       = local.canary_enabled ? aws_lambda_function.this.version : null
 }

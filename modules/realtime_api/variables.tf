@@ -492,3 +492,46 @@ variable "telemetry" {
     error_message = "telemetry.namespace must be non-empty and must not start with \"AWS/\"; telemetry.service must be non-empty."
   }
 }
+
+variable "canary" {
+  description = <<-EOT
+    Canary rollout of a candidate model on the `live` alias. Null (the default): the alias serves the one version
+    published from the function's configuration, with model_uri. Set: the function's configuration carries the
+    candidate's model (model_uri, in the model bucket, and model_sha256, its pin), the version published from it is the
+    candidate, and the alias keeps serving the version it already serves (the primary, which must serve model_uri and
+    model_sha256: the plan fails otherwise) while sending `weight` of its invocations to the candidate. weight 0 routes
+    nothing to the candidate (a rollback that keeps it published and watched); it must be below 1. Needs an existing
+    deployment of the primary (the alias is read back). See the README's rollout section.
+  EOT
+  type = object({
+    model_uri    = string
+    model_sha256 = optional(string)
+    weight       = number
+  })
+  default = null
+
+  validation {
+    condition     = var.canary == null || try(var.canary.weight >= 0 && var.canary.weight < 1, false)
+    error_message = "canary.weight is the share of requests sent to the candidate: at least 0 (none: a rollback) and below 1 (promote instead: make the candidate the primary)."
+  }
+
+  validation {
+    condition     = var.canary == null || can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^/]+/)*$", try(var.canary.model_uri, "")))
+    error_message = "canary.model_uri must look like s3://<bucket>/<prefix>/ (ending with '/')."
+  }
+
+  validation {
+    condition     = var.canary == null || try(split("/", trimprefix(var.canary.model_uri, "s3://"))[0] == split("/", trimprefix(var.model_uri, "s3://"))[0], false)
+    error_message = "canary.model_uri must be in the bucket of model_uri (model_bucket_arn): the function's role reads that bucket only."
+  }
+
+  validation {
+    condition     = var.canary == null || try(var.canary.model_uri != var.model_uri, false)
+    error_message = "canary.model_uri is model_uri: the candidate must be another model."
+  }
+
+  validation {
+    condition     = var.canary == null || try(var.canary.model_sha256 == null || can(regex("^[0-9a-fA-F]{64}$", var.canary.model_sha256)), false)
+    error_message = "canary.model_sha256 must be 64 hex digits (or null)."
+  }
+}

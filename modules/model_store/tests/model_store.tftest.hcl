@@ -366,3 +366,71 @@ run "noncurrent_expiry_must_be_positive" {
   }
   expect_failures = [var.noncurrent_version_expiration_days]
 }
+
+run "no_candidate_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_s3_object.candidate) == 0 && output.candidate == null
+    error_message = "without candidate_bundle_dir nothing more is uploaded and the candidate output is null"
+  }
+}
+
+run "candidate_uploaded_beside_the_primary" {
+  command = apply
+
+  variables {
+    candidate_bundle_dir = "../../tests/terraform/fixtures/candidate_bundle"
+  }
+
+  assert {
+    condition     = keys(aws_s3_object.candidate) == ["labels.txt", "model.json", "model.tflite"] && aws_s3_object.candidate["model.tflite"].key == "models/fixture-model/4/model.tflite"
+    error_message = "the candidate's three files must go under <model_prefix>/<name>/<version>/ of its own model.json"
+  }
+  assert {
+    condition     = alltrue([for f, o in aws_s3_object.candidate : o.kms_key_id == aws_kms_key.this[0].arn && o.server_side_encryption == "aws:kms" && o.source_hash == filemd5("../../tests/terraform/fixtures/candidate_bundle/${f}")])
+    error_message = "the candidate's objects must be encrypted with the key and tracked with source_hash"
+  }
+  assert {
+    condition     = aws_s3_object.bundle["model.tflite"].key == "models/fixture-model/3/model.tflite" && output.model_uri == "s3://test-stack-models-abc/models/fixture-model/3/"
+    error_message = "the primary bundle must stay where it was"
+  }
+  assert {
+    condition = output.candidate == {
+      uri        = "s3://test-stack-models-abc/models/fixture-model/4/"
+      prefix_arn = "arn:aws:s3:::test-stack-models-abc/models/fixture-model/4/*"
+      name       = "fixture-model"
+      version    = "4"
+      sha256     = filesha256("../../tests/terraform/fixtures/candidate_bundle/model.tflite")
+    }
+    error_message = "the candidate output must describe the uploaded candidate, its sha256 from its model.json"
+  }
+}
+
+run "candidate_with_the_primarys_version_is_refused" {
+  command = plan
+
+  variables {
+    candidate_bundle_dir = "../../tests/terraform/fixtures/bundle"
+  }
+
+  expect_failures = [aws_s3_object.candidate]
+}
+
+run "inconsistent_candidate_is_refused" {
+  command = plan
+
+  variables {
+    candidate_bundle_dir = "../../tests/terraform/fixtures/bad_candidate_bundle"
+  }
+
+  expect_failures = [aws_s3_object.candidate]
+}
+
+run "candidate_dir_must_hold_a_bundle" {
+  command = plan
+  variables {
+    candidate_bundle_dir = "../../tests/terraform/fixtures"
+  }
+  expect_failures = [var.candidate_bundle_dir]
+}

@@ -319,3 +319,59 @@ run "namespace_not_aws" {
   }
   expect_failures = [var.metric_namespace]
 }
+
+run "no_canary_no_candidate_alarms" {
+  command = plan
+
+  variables {
+    predict_function_name = "demo-predict"
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.canary_error_rate) + length(aws_cloudwatch_metric_alarm.canary_p99_latency) + length(aws_cloudwatch_metric_alarm.canary_init_failures) == 0
+    error_message = "without a canary there are no candidate alarms"
+  }
+}
+
+run "canary_alarms_compare_the_candidate_with_the_primary" {
+  command = plan
+
+  variables {
+    predict_function_name = "demo-predict"
+    canary = {
+      primary_sha256   = "ab3c9bae6bb2699ebe9ec98b2d6fa3372588a1f295314397878ba1e0b3ccff44"
+      candidate_sha256 = "6676485e960205118895817ca209585870d517fc25466f264077a8ebc53d21b6"
+    }
+  }
+
+  assert {
+    condition = toset(flatten([
+      for a in [aws_cloudwatch_metric_alarm.canary_error_rate[0], aws_cloudwatch_metric_alarm.canary_p99_latency[0], aws_cloudwatch_metric_alarm.canary_init_failures[0]] : [
+        for q in a.metric_query : [for m in q.metric : m.dimensions["ModelSha256"]]
+      ]
+    ])) == toset(["ab3c9bae6bb2", "6676485e9602"])
+    error_message = "the candidate alarms must watch the two models by the ModelSha256 the function emits (12 hex digits)"
+  }
+  assert {
+    condition = alltrue(flatten([
+      for q in aws_cloudwatch_metric_alarm.canary_init_failures[0].metric_query : [for m in q.metric : m.dimensions["ModelSha256"] == "6676485e9602" && m.dimensions["service"] == "inferstack-predict"]
+    ]))
+    error_message = "the init-failure alarm watches the candidate only, in the function's service"
+  }
+  assert {
+    condition     = one([for q in aws_cloudwatch_metric_alarm.canary_p99_latency[0].metric_query : q.expression if q.return_data == true]) == "c99 / p99" && aws_cloudwatch_metric_alarm.canary_p99_latency[0].threshold == 1.5
+    error_message = "the latency alarm compares the candidate's p99 with the primary's"
+  }
+  assert {
+    condition     = output.canary_alarm_names == { error_rate = "test-obs-canary-error-rate", p99_latency = "test-obs-canary-p99-latency", init_failures = "test-obs-canary-init-failures" }
+    error_message = "the candidate alarms must be named after the stack"
+  }
+}
+
+run "canary_of_one_model_is_refused" {
+  command = plan
+  variables {
+    canary = { primary_sha256 = "ab3c9bae6bb2", candidate_sha256 = "ab3c9bae6bb2" }
+  }
+  expect_failures = [var.canary]
+}
