@@ -21,7 +21,7 @@ export TF_PLUGIN_CACHE_DIR := $(TF_PLUGIN_CACHE)
 export TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE := true
 endif
 
-.PHONY: help venv tf-config checkov lint fmt test test-unit bench model build rootfs up down demo clean
+.PHONY: help venv tf-config checkov lint fmt test test-unit bench model build rootfs sandbox up down demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -86,16 +86,19 @@ build: $(STAMP) ## Lambda layers (x86_64, arm64) and function zips in build/dist
 rootfs: $(STAMP) ## Debian trixie root file systems with python3.13 (x86_64, arm64) in build/rootfs/, built once
 	$(BIN)/python -m inferstack.local.rootfs --arch x86_64 --arch arm64
 
+sandbox: $(STAMP) ## what the local runner runs functions and workers in: this machine's root file system with awslambdaric, the worker's packages (once)
+	$(BIN)/python -m inferstack.local.sandbox
+
 # The local cloud: moto server + local runner, no Docker. MODEL=<bundle dir> deploys that
 # bundle; IMAGES=<dir> adds photos to the demo; KEEP=1 leaves the demo stack running.
 LOCAL_ARGS = $(if $(MODEL),--model $(MODEL))
-up: $(STAMP) tf-config ## run the whole stack locally (emulator + runner); writes build/local/endpoints.json
+up: $(STAMP) tf-config sandbox ## run the whole stack locally (emulator + runner); writes build/local/endpoints.json
 	$(BIN)/inferstack local up $(LOCAL_ARGS)
 
 down: $(STAMP) ## stop everything `make up` started and remove build/local
 	$(BIN)/inferstack local down
 
-demo: $(STAMP) tf-config ## photos through /predict and the batch path on the local stack (KEEP=1 keeps it up)
+demo: $(STAMP) tf-config sandbox ## photos through /predict and the batch path on the local stack (KEEP=1 keeps it up)
 	$(BIN)/inferstack local demo $(LOCAL_ARGS) $(if $(IMAGES),--images $(IMAGES)) $(if $(KEEP),--keep)
 
 clean: ## remove build outputs and the virtualenv

@@ -433,3 +433,29 @@ class WorkerSandbox:
             root, argv, mounts=mounts, workdir=WORKER_WORKDIR, user=WORKER_USER
         )
         return command, {**WORKER_IMAGE_ENV, **kept}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m inferstack.local.sandbox`: prepare what parity execution runs (once)."""
+    import argparse  # noqa: PLC0415 - only the command line needs it
+    import time  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="python -m inferstack.local.sandbox",
+        description="Build (once) the root file system with awslambdaric and the worker's "
+        "packages for this machine's architecture.",
+    )
+    parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        root = ensure_lambda_runtime()
+        site, _ = ensure_worker_site()
+    except (SandboxError, rootfs_module.RootfsError) as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 1
+    print(f"{root} (Lambda runtime), {site} (worker) in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
