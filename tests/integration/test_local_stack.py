@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inferstack.local import stack
+from inferstack.local import leastpriv, stack
 from inferstack.local.discovery import client
 from inferstack.local.emulator import port_open
 from inferstack.local.process import pid_alive
@@ -215,6 +215,84 @@ def test_every_alarm_and_graph_watches_a_metric_that_is_emitted(
     }
     missing = unknown_resources(watchers, known)
     assert not missing, "\n".join(missing)
+
+
+LEASTPRIV_OUT = REPO / "build" / "leastpriv"
+COMPONENT_POLICIES = ("inferstack-predict", "inferstack-dispatcher", "inferstack-worker-job")
+
+
+def test_every_call_a_component_made_is_allowed_by_its_role_policy(
+    endpoints: dict[str, Any],
+) -> None:
+    """The least-privilege report over every call the functions and workers made in the tests
+    above, each with its own role's credentials (build/leastpriv/report.md): no call outside
+    the policies as Terraform wrote them, every grant no call used explained in the module's
+    iam_unused_grants.json. Runs after the traffic and before the permission test below."""
+    report = leastpriv.report_for_emulator(
+        endpoints["emulator_url"], endpoints["region"], LEASTPRIV_OUT
+    )
+    called = {p for role in report["roles"].values() if role["calls"] for p in role["policies"]}
+    # each component called AWS as its own role: without that the report proves nothing
+    assert set(COMPONENT_POLICIES) <= called, report["roles"].keys()
+    assert not report["outside_policies"], json.dumps(report["outside_policies"], indent=1)
+    assert not report["unexplained_grants"], json.dumps(report["unexplained_grants"], indent=1)
+    assert report["ok"]
+
+
+def _job_role_policy(iam: Any) -> tuple[str, dict[str, Any]]:
+    for role in leastpriv.component_roles(iam):
+        if "inferstack-worker-job" in role.policies:
+            return role.name, role.policies["inferstack-worker-job"]
+    raise AssertionError("no role holds the worker's job policy")
+
+
+def test_a_permission_removed_from_the_worker_role_fails_the_batch_path(
+    endpoints: dict[str, Any],
+) -> None:
+    """Enforced IAM: the job role without s3:PutObject on output/ (as a statement that grants
+    the wrong prefix would leave it) makes the worker's writes under output/ AccessDenied, the
+    worker exits for a retry (75) until the attempts run out, and the job fails, where the old
+    local cloud (admin keys, nothing evaluated) would have succeeded."""
+    url, region = endpoints["emulator_url"], endpoints["region"]
+    iam, s3 = client("iam", url, region), client("s3", url, region)
+    batch = client("batch", url, region)
+    role, policy = _job_role_policy(iam)
+    edited = json.loads(json.dumps(policy))
+    (output,) = [st for st in edited["Statement"] if st.get("Sid") == "ReadWriteOutput"]
+    output["Action"] = [a for a in output["Action"] if a != "s3:PutObject"] or "s3:GetObject"
+    every = [{"name": "JOB_NAME", "values": ["*"]}]
+    before = {j["jobId"] for j in batch.list_jobs(jobQueue=endpoints["job_queue"],
+                                                   filters=every)["jobSummaryList"]}  # fmt: skip
+    key = f"input/iam-{uuid.uuid4().hex[:8]}/denied.jpg"
+    iam.put_role_policy(RoleName=role, PolicyName="inferstack-worker-job",
+                        PolicyDocument=json.dumps(edited))  # fmt: skip
+    try:
+        s3.put_object(Bucket=endpoints["data_bucket"], Key=key, Body=_photo("rocket"))
+        deadline, job = time.monotonic() + 300, None
+        while time.monotonic() < deadline:
+            summaries = batch.list_jobs(jobQueue=endpoints["job_queue"], filters=every)
+            new = [j["jobId"] for j in summaries["jobSummaryList"]
+                   if j["jobId"] not in before and ":" not in j["jobId"]]  # fmt: skip
+            if new:
+                job = batch.describe_jobs(jobs=new)["jobs"][0]
+                if job["status"] in ("SUCCEEDED", "FAILED"):
+                    break
+            time.sleep(1)
+        assert job is not None and job["status"] == "FAILED", job
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName="inferstack-worker-job",
+                            PolicyDocument=json.dumps(policy))  # fmt: skip
+    out_key = "output/" + key.removeprefix("input/") + ".json"
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.head_object(Bucket=endpoints["data_bucket"], Key=out_key)
+    denied = [c for c in leastpriv.recorded_calls(url)
+              if c["decision"] == "deny" and c["action"] == "s3:PutObject"
+              and c["principal"].split("/")[1] == role]  # fmt: skip
+    # the worker's first write under output/ (its in-flight marker or a result) was refused
+    output_arn = f"arn:aws:s3:::{endpoints['data_bucket']}/output/"
+    assert any(r.startswith(output_arn) for c in denied for r in c["resources"]), denied
+    logs = Path(endpoints["logs"]) / "batch"
+    assert any("AccessDenied" in p.read_text(errors="replace") for p in logs.glob("*.log"))
 
 
 def test_down_leaves_nothing_running(endpoints: dict[str, Any], local_state: Path) -> None:
