@@ -199,3 +199,141 @@ def test_bulk_submit_command(
     assert run(*common, "--salt", "model-v2") == 0
     capsys.readouterr()
     assert len(parent_jobs(aws["batch"])) == 6
+
+
+# ----------------------------------------------------------------- a named model (--model-uri)
+
+CANDIDATE_SHA = "c" * 64
+MODEL_BUCKET = "inferstack-models"
+CANDIDATE_URI = f"s3://{MODEL_BUCKET}/models/cand/2/"
+
+
+def job_environment(batch: Any, job_id: str) -> dict[str, str]:
+    job = batch.describe_jobs(jobs=[job_id])["jobs"][0]
+    return {e["name"]: e["value"] for e in job["container"]["environment"]}
+
+
+def test_environment_is_sent_as_container_overrides_to_every_child(aws: dict[str, Any]) -> None:
+    env = {"MODEL_URI": CANDIDATE_URI, "MODEL_SHA256": CANDIDATE_SHA}
+    submitter = JobSubmitter(settings(), aws["s3"], aws["batch"], environment=env)
+    (sub,) = submitter.submit_items(ITEMS)
+    assert sub.children == 2
+    # What the local Batch runner reads: the job's container environment, the overrides
+    # merged over the job definition's (they win), in the parent and in each child.
+    for job_id in (sub.job_id, f"{sub.job_id}:0", f"{sub.job_id}:1"):
+        found = job_environment(aws["batch"], job_id)
+        assert found["MODEL_URI"] == CANDIDATE_URI
+        assert found["MODEL_SHA256"] == CANDIDATE_SHA
+
+
+def test_no_environment_sends_no_overrides(aws: dict[str, Any]) -> None:
+    calls: list[dict[str, Any]] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(aws["batch"], name)
+
+        def submit_job(self, **request: Any) -> Any:
+            calls.append(request)
+            return aws["batch"].submit_job(**request)
+
+    JobSubmitter(settings(), aws["s3"], Recording()).submit_items(ITEMS)
+    assert len(calls) == 1
+    assert "containerOverrides" not in calls[0]
+
+
+def _put_candidate(s3: Any, sha: str = CANDIDATE_SHA) -> None:
+    from conftest import base_metadata  # noqa: PLC0415
+
+    s3.create_bucket(Bucket=MODEL_BUCKET)
+    meta = {**base_metadata(), "name": "cand", "version": "2", "sha256": sha}
+    s3.put_object(Bucket=MODEL_BUCKET, Key="models/cand/2/model.json", Body=json.dumps(meta))
+
+
+def _run_batch_cli(*argv: str) -> int:
+    import argparse  # noqa: PLC0415
+
+    from inferstack.batch.cli import add_batch_commands  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser()
+    add_batch_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["batch", *argv])
+    return args.func(args)
+
+
+@pytest.fixture
+def backfill(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    for i in range(3):
+        aws["s3"].put_object(Bucket=DATA_BUCKET, Key=f"input/run/{i}.jpg", Body=b"x%d" % i)
+    monkeypatch.setenv("DATA_BUCKET", DATA_BUCKET)
+    monkeypatch.setenv("JOB_QUEUE", JOB_QUEUE)
+    monkeypatch.setenv("JOB_DEFINITION", JOB_DEFINITION)
+    monkeypatch.delenv("OUTPUT_PREFIX", raising=False)
+    _put_candidate(aws["s3"])
+    return aws
+
+
+def test_submit_with_model_uri_runs_the_named_model_beside_the_deployed_one(
+    backfill: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["submit", "--prefix", "input/run/", "--images-per-child", "2"]
+    assert _run_batch_cli(*common) == 0
+    (primary,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert _run_batch_cli(*common, "--model-uri", CANDIDATE_URI.rstrip("/")) == 0
+    out = capsys.readouterr()
+    (candidate,) = [json.loads(line) for line in out.out.splitlines()]
+    # Another job for the same images (the deployed model's run is not "already submitted").
+    assert candidate["status"] == "submitted"
+    assert candidate["manifest_id"] != primary["manifest_id"]
+    assert candidate["model_sha256"] == CANDIDATE_SHA
+    assert candidate["output_prefix"] == "output/_models/cand/2/"
+    assert "outputs under s3://inferstack-data/output/_models/cand/2/" in out.err
+    env = job_environment(backfill["batch"], f"{candidate['job_id']}:1")
+    assert env["MODEL_URI"] == CANDIDATE_URI
+    assert env["MODEL_SHA256"] == CANDIDATE_SHA  # read from its model.json, pinned
+    assert env["OUTPUT_PREFIX"] == "output/_models/cand/2/"
+    assert "MODEL_URI" not in job_environment(backfill["batch"], primary["job_id"])
+    # The same re-run again starts nothing new.
+    assert _run_batch_cli(*common, "--model-uri", CANDIDATE_URI) == 0
+    (again,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert again["status"] == "already_submitted"
+    # An explicit output prefix under the stack's.
+    assert (
+        _run_batch_cli(
+            *common,
+            "--model-uri",
+            CANDIDATE_URI,
+            "--model-sha256",
+            CANDIDATE_SHA.upper(),
+            "--output-prefix",
+            "output/backfill-2",
+        )
+        == 0
+    )
+    (explicit,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    env = job_environment(backfill["batch"], explicit["job_id"])
+    assert env["OUTPUT_PREFIX"] == "output/backfill-2/"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model-uri", CANDIDATE_URI, "--model-sha256", "d" * 64], "not --model-sha256"),
+        (["--model-sha256", CANDIDATE_SHA], "give --model-uri too"),
+        (["--model-uri", "/tmp/bundle"], "must be an s3:// bundle prefix"),
+        (["--model-uri", f"s3://{MODEL_BUCKET}/models/none/"], "models/none/model.json"),
+        (["--model-uri", CANDIDATE_URI, "--output-prefix", "elsewhere/"], "job role writes only"),
+        (["--model-uri", CANDIDATE_URI, "--model-sha256", "xyz"], "64 hex digits"),
+    ],
+)
+def test_submit_with_a_wrong_model_is_refused_before_anything_is_submitted(
+    backfill: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    assert _run_batch_cli("submit", "--prefix", "input/run/", *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert parent_jobs(backfill["batch"]) == []

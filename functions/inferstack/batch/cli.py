@@ -61,10 +61,66 @@ def list_images(
         progress.tick()
 
 
+MODEL_RUNS_DIR = "_models"
+
+
+def _run_overrides(
+    args: argparse.Namespace, output_prefix: str, s3: Any
+) -> tuple[dict[str, str], str, dict[str, str]]:
+    """Container environment overrides, manifest salt and report fields of --model-uri and
+    --output-prefix: which model the workers load (MODEL_URI, pinned by MODEL_SHA256) and
+    where they write (OUTPUT_PREFIX), so a re-run with another model keeps the outputs of
+    the deployed one. Raises ValueError for a usage error."""
+    from inferstack.batch.naming import normalize_prefix  # noqa: PLC0415
+    from inferstack.bundle import load_metadata, normalize_sha256  # noqa: PLC0415
+    from inferstack.s3 import is_s3_uri  # noqa: PLC0415
+
+    env: dict[str, str] = {}
+    report: dict[str, str] = {}
+    salt_parts: list[str] = []
+    out = normalize_prefix(args.output_prefix) if args.output_prefix is not None else None
+    if args.model_sha256 and not args.model_uri:
+        raise ValueError("--model-sha256 pins the model of --model-uri: give --model-uri too")
+    if args.model_uri:
+        uri = args.model_uri if args.model_uri.endswith("/") else args.model_uri + "/"
+        if not is_s3_uri(uri):
+            raise ValueError(f"--model-uri must be an s3:// bundle prefix, got {args.model_uri!r}")
+        metadata = load_metadata(uri, s3_client=s3)
+        sha = normalize_sha256(args.model_sha256) or metadata.sha256
+        if sha != metadata.sha256:
+            raise ValueError(
+                f"{uri}model.json declares sha256 {metadata.sha256}, not --model-sha256 {sha}: "
+                "the workers would refuse this bundle"
+            )
+        env.update(MODEL_URI=uri, MODEL_SHA256=sha)
+        report.update(model_uri=uri, model_sha256=sha)
+        salt_parts.append(f"model:{sha}")
+        if out is None:
+            out = f"{output_prefix}{MODEL_RUNS_DIR}/{metadata.name}/{metadata.version}/"
+    if out is not None:
+        if not out.startswith(output_prefix) or not out.strip("/"):
+            raise ValueError(
+                f"--output-prefix {out} is not under the job definition's output prefix "
+                f"{output_prefix} (OUTPUT_PREFIX): the job role writes only there"
+            )
+        if out != output_prefix:
+            env["OUTPUT_PREFIX"] = out
+            salt_parts.append(f"output:{out}")
+        report["output_prefix"] = out
+    return env, ":".join(salt_parts), report
+
+
 def _cmd_submit(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     from inferstack.batch.clients import make_client  # noqa: PLC0415
     from inferstack.batch.settings import BatchSettings, SettingsError  # noqa: PLC0415
     from inferstack.batch.submit import JobSubmitter, Submission  # noqa: PLC0415
+    from inferstack.errors import InferstackError  # noqa: PLC0415
+
+    def fail(message: object) -> int:
+        print(f"inferstack: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
     try:
         settings = BatchSettings.from_env(
@@ -78,22 +134,37 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             max_array_size=args.max_array_size,
         )
     except SettingsError as exc:
-        print(f"inferstack: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(exc)
     s3 = make_client("s3")
+    try:
+        environment, run_salt, run = _run_overrides(args, settings.output_prefix, s3)
+    except (ValueError, InferstackError) as exc:
+        return fail(exc)
+    except (ClientError, BotoCoreError) as exc:
+        return fail(f"AWS: {exc}")
+    if run:
+        where = f"s3://{settings.bucket}/{run.get('output_prefix', settings.output_prefix)}"
+        model = run.get("model_uri", "the job definition's model")
+        print(f"model {model}, outputs under {where}", file=sys.stderr)
     batch = None if args.dry_run else make_client("batch")
-    submitter = JobSubmitter(settings, s3, batch, dry_run=args.dry_run, owner=f"cli:{os.getpid()}")
+    submitter = JobSubmitter(
+        settings,
+        s3,
+        batch,
+        dry_run=args.dry_run,
+        owner=f"cli:{os.getpid()}",
+        environment=environment,
+    )
     progress = Progress()
 
     def report(submission: Submission) -> None:
         progress.manifests += 1
-        print(json.dumps(submission.to_dict(), sort_keys=True), flush=True)
+        print(json.dumps({**submission.to_dict(), **run}, sort_keys=True), flush=True)
         progress.tick(force=True)
 
     items = list_images(s3, settings.bucket, args.prefix, settings.has_image_suffix, progress)
-    submissions = submitter.submit_items(
-        items, salt=args.salt, source="submit", on_submission=report
-    )
+    salt = ":".join(part for part in (run_salt, args.salt) if part)
+    submissions = submitter.submit_items(items, salt=salt, source="submit", on_submission=report)
     progress.tick(force=True)
     if not submissions:
         print(f"no images under s3://{settings.bucket}/{args.prefix}", file=sys.stderr)
@@ -233,7 +304,10 @@ def add_batch_commands(subparsers: Any) -> None:
         description="List s3://BUCKET/PREFIX (streaming), write manifests and submit one array "
         "job per manifest. Idempotent: the same images (keys and ETags) map to the same "
         "manifest and job name, and an already submitted manifest is not submitted again. "
-        "Progress goes to stderr, one JSON line per manifest to stdout.",
+        "Progress goes to stderr, one JSON line per manifest to stdout. --model-uri re-runs the "
+        "images with another model bundle: the jobs get MODEL_URI, MODEL_SHA256 and "
+        "OUTPUT_PREFIX as container environment overrides, which win over the job "
+        "definition's and apply to every child of an array job.",
     )
     submit.add_argument("--bucket", default=None, help="data bucket (default $DATA_BUCKET)")
     submit.add_argument("--prefix", required=True, help="key prefix to list, e.g. input/2024/")
@@ -249,6 +323,27 @@ def add_batch_commands(subparsers: Any) -> None:
         "--salt",
         default="",
         help="run the same images again as a new job (e.g. after a model update)",
+    )
+    submit.add_argument(
+        "--model-uri",
+        default=None,
+        metavar="S3URI",
+        help="run this model bundle instead of the job definition's (e.g. the canary's "
+        "candidate, `terraform output canary`); its outputs go under "
+        f"<output prefix>{MODEL_RUNS_DIR}/<name>/<version>/ unless --output-prefix is given; "
+        "the job role must be allowed to read it (modules/batch additional_model_uris)",
+    )
+    submit.add_argument(
+        "--model-sha256",
+        default=None,
+        metavar="HEX",
+        help="the sha256 the workers must find in --model-uri's model.json "
+        "(default: the one it declares, read now)",
+    )
+    submit.add_argument(
+        "--output-prefix",
+        default=None,
+        help="where the workers write (under the job definition's $OUTPUT_PREFIX)",
     )
     submit.add_argument(
         "--dry-run", action="store_true", help="list and plan only: write and submit nothing"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,13 +87,18 @@ class JobSubmitter:
         dry_run: bool = False,
         owner: str = "",
         clock: Callable[[], float] = time.time,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
+        """``environment``: variables every job's container gets on top of the job
+        definition's (SubmitJob containerOverrides; they win, and an array job's children
+        inherit them), e.g. MODEL_URI and MODEL_SHA256 to run a named model."""
         self.settings = settings
         self.s3 = s3
         self.batch = batch
         self.dry_run = dry_run
         self.owner = owner
         self.clock = clock
+        self.environment = dict(environment or {})
 
     # ------------------------------------------------------------------ storage
 
@@ -222,6 +227,12 @@ class JobSubmitter:
         props = array_properties(manifest.children)
         if props is not None:
             request["arrayProperties"] = props
+        if self.environment:
+            request["containerOverrides"] = {
+                "environment": [
+                    {"name": k, "value": v} for k, v in sorted(self.environment.items())
+                ]
+            }
         job_id = str(self.batch.submit_job(**request)["jobId"])
         self._record_submitted(manifest.id, name, job_id)
         return result("submitted", job_id)
