@@ -186,3 +186,25 @@ def test_requests_without_query_or_body_are_signed_over_an_empty_payload(
     api = apigw.create_rest_api(name="signed-get")
     assert apigw.get_rest_api(restApiId=api["id"])["name"] == "signed-get"
     assert "Functions" in client("lambda", emulator.url, REGION).list_functions()
+
+
+def test_role_client_calls_as_the_role_and_renews_its_credentials(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What Lambda's SQS mapping does with the execution role: the runner's own environment
+    # (the admin's keys, say) must not be used instead.
+    admin = iam.admin_keys(emulator.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", admin.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", admin.secret_access_key)
+    arn = f"arn:aws:iam::{ACCOUNT}:role/fn-role"
+    s3 = iam.role_client("s3", emulator.url, REGION, arn, service="lambda", session="renew")
+    assert _code(lambda: s3.get_object(Bucket=BUCKET, Key="models/a")) == "ok"
+    assert _code(lambda: s3.get_object(Bucket=BUCKET, Key="other/a")) == "AccessDenied"
+
+    # Expire the cached session: the client assumes the role again on its next call.
+    key = (emulator.url, arn, "renew")
+    first = iam._CACHE[key][0]
+    iam._CACHE[key] = (first, 0.0)
+    s3._request_signer._credentials._expiry_time = iam.datetime.now(iam.UTC)  # noqa: SLF001
+    assert _code(lambda: s3.get_object(Bucket=BUCKET, Key="models/a")) == "ok"
+    assert iam._CACHE[key][0] != first

@@ -31,10 +31,13 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
+from botocore.credentials import CredentialProvider, RefreshableCredentials
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -211,6 +214,56 @@ def role_keys(endpoint_url: str, region: str, role_arn: str, *, service: str, se
         keys = Keys(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"])
         _CACHE[key] = (keys, answer["Expiration"].timestamp())
         return keys
+
+
+class _RoleProvider(CredentialProvider):
+    METHOD = "inferstack-local-assume-role"
+    CANONICAL_NAME = "inferstack-local-role"
+
+    def __init__(self, credentials: RefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> RefreshableCredentials:
+        return self._credentials
+
+
+def role_client(
+    service_name: str,
+    endpoint_url: str,
+    region: str,
+    role_arn: str | None,
+    *,
+    service: str,
+    session: str,
+) -> Any:
+    """A client that calls as `role_arn` assumed by `service`, for what an AWS service does
+    with a component's role outside the component's code (e.g. Lambda's SQS event source
+    mapping polls with the function's execution role). Its credentials are re-read from
+    `role_keys` before they expire, so a long-running poller keeps working."""
+
+    def fetch() -> dict[str, str]:
+        keys = role_keys(endpoint_url, region, role_arn or "", service=service, session=session)
+        cached = _CACHE.get((endpoint_url, role_arn or "", session))
+        expiry = cached[1] if cached else time.time() + SESSION_SECONDS
+        return {
+            "access_key": keys.access_key_id,
+            "secret_key": keys.secret_access_key,
+            "token": keys.session_token or "",
+            "expiry_time": datetime.fromtimestamp(expiry - REFRESH_MARGIN_S, UTC).isoformat(),
+        }
+
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata=fetch(), refresh_using=fetch, method=_RoleProvider.METHOD
+    )
+    botocore_session = botocore.session.get_session()
+    # First in the chain, so nothing in this process's environment is used instead.
+    botocore_session.get_component("credential_provider").insert_before(
+        "env", _RoleProvider(credentials)
+    )
+    return boto3.Session(botocore_session=botocore_session, region_name=region).client(
+        service_name, endpoint_url=endpoint_url
+    )
 
 
 def role_environment(

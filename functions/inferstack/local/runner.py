@@ -32,8 +32,9 @@ from typing import Any
 
 from inferstack.local.apigw import LocalApiGateway
 from inferstack.local.batch import BatchRunner
-from inferstack.local.discovery import Stack, client, discover
+from inferstack.local.discovery import QueueMapping, Stack, client, discover
 from inferstack.local.execenv import ExecutionEnvironment, InvocationError
+from inferstack.local.iam import role_client
 from inferstack.local.lambdaenv import Artifacts, SandboxEnvironment, resolve_artifacts
 from inferstack.local.sandbox import (
     PARITY,
@@ -87,9 +88,9 @@ class Runner:
                 ensure_lambda_runtime((function.architectures or ("x86_64",))[0])
         self._env_lock = threading.Lock()
         self.gateway = LocalApiGateway(self.stack.apis, self.invoke, port=api_port, region=region)
-        sqs = client("sqs", endpoint_url, region)
+        # Lambda's event source mapping polls with the function's execution role.
         self.pollers = [
-            QueuePoller(m, sqs, self.invoke, region, wait_s=sqs_wait_s)
+            QueuePoller(m, self._mapping_sqs_client(m), self.invoke, region, wait_s=sqs_wait_s)
             for m in self.stack.queue_mappings
             if m.enabled
         ]
@@ -107,6 +108,17 @@ class Runner:
                 "the runner runs the installed package, which may differ from what was applied",
                 flush=True,
             )
+
+    def _mapping_sqs_client(self, mapping: QueueMapping) -> Any:
+        function = self.stack.functions.get(mapping.function_name)
+        return role_client(
+            "sqs",
+            self.endpoint_url,
+            self.region,
+            function.role if function else None,
+            service="lambda",
+            session=f"{mapping.function_name}-sqs-mapping",
+        )
 
     def environment(self, function_name: str) -> ExecutionEnvironment:
         with self._env_lock:
