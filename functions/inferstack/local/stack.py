@@ -30,6 +30,12 @@ from typing import Any
 from inferstack.local.emulator import Emulator, EmulatorError, free_port, port_open
 from inferstack.local.iam import IDENTITIES_ENV, identities
 from inferstack.local.process import pid_alive, stop_process
+from inferstack.local.sandbox import (
+    PARITY,
+    ensure_lambda_runtime,
+    ensure_worker_site,
+    execution_mode,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MODEL_DIR = REPO_ROOT / "build" / "model" / "resnet50-int8"
@@ -333,6 +339,11 @@ def up(
     paths.logs.mkdir(parents=True, exist_ok=True)
     if build:
         build_artifacts(paths)
+    if execution_mode() == PARITY:
+        # Built once and cached; here, rather than inside the runner's start-up wait.
+        say("sandbox: root file system, Lambda runtime, worker packages")
+        ensure_lambda_runtime()
+        ensure_worker_site()
     model = ensure_model(model_dir)
     emulator = Emulator(log_path=paths.logs / "emulator.log", detach=True, enforce_iam=True)
     try:
