@@ -136,7 +136,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace, *, s3: Any = None) -> int:
     """Classify the shard; ``s3``: a client to use instead of a new one (tests inject one)."""
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-    from inferstack.batch.clients import make_client  # noqa: PLC0415
     from inferstack.bundle import load_bundle  # noqa: PLC0415
     from inferstack.classifier import Classifier  # noqa: PLC0415
     from inferstack.errors import BundleError, BundleIntegrityError, ModelUnavailable  # noqa: PLC0415
@@ -162,8 +161,9 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
         max_image_pixels=_env_int("MAX_IMAGE_PIXELS", None),
     )
     logger.append_keys(manifest=config.manifest_uri, array_index=config.array_index)
+    store = None  # an injected client (tests) serves the images too
     if s3 is None:
-        s3 = make_client("s3", max_pool_connections=2 * config.io_threads + 4)
+        s3, store = _clients(config.io_threads)
     worker: ShardWorker | None = None
     try:
         manifest = read_manifest(s3, config.manifest_uri)
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
         except (ModelUnavailable, OSError, ClientError, BotoCoreError) as exc:
             raise InfrastructureError(f"model unavailable: {exc}") from exc
         load_seconds = time.perf_counter() - load_start
-        worker = ShardWorker(config, s3, classifiers, manifest)
+        worker = ShardWorker(config, s3, classifiers, manifest, store=store)
         _log_start(logger, worker, len(items))
         start, cpu_start = time.perf_counter(), time.process_time()
         stats = worker.run(items)
@@ -215,6 +215,16 @@ def run(args: argparse.Namespace, *, s3: Any = None) -> int:
     )
     metrics.flush_metrics()
     return EXIT_OK
+
+
+def _clients(io_threads: int) -> tuple[Any, Any]:
+    """The worker's boto3 S3 client and the object store of its per-image GETs and PUTs: the
+    AWS Common Runtime's S3 client when awscrt is installed (the worker image pins it),
+    unless INFERSTACK_S3_CLIENT=botocore (see inferstack.batch.clients)."""
+    from inferstack.batch.clients import make_client, make_store  # noqa: PLC0415
+
+    s3 = make_client("s3", max_pool_connections=2 * io_threads + 4)
+    return s3, make_store(s3)
 
 
 def _log_start(logger: Any, worker: ShardWorker, images: int) -> None:

@@ -175,3 +175,11 @@ def tiny_bundle(tiny_models: Path, tmp_path: Path) -> BundleFactory:
         )
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _botocore_object_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests run the batch worker against in-process moto, which intercepts botocore but
+    not the AWS Common Runtime's S3 client the worker otherwise picks (that one is tested
+    against a moto server in test_batch_s3_store.py, which unsets this)."""
+    monkeypatch.setenv("INFERSTACK_S3_CLIENT", "botocore")

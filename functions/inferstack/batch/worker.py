@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inferstack.batch import records
+from inferstack.batch.clients import BodyReadError, BotocoreStore, ObjectStore
 from inferstack.batch.inflight import (
     CODE_WORKER_CRASH,
     CrashHistory,
@@ -205,6 +206,7 @@ class ShardWorker:
         manifest: Manifest,
         *,
         pipeline: Any = None,
+        store: ObjectStore | None = None,
     ) -> None:
         from inferstack.images import ImageLimits  # noqa: PLC0415
         from inferstack.pipeline import Pipeline  # noqa: PLC0415
@@ -213,6 +215,9 @@ class ShardWorker:
             raise ValueError("at least one classifier is needed")
         self.config = config
         self.s3 = s3
+        # The per-image GETs and PUTs (inferstack.batch.clients): boto3's client unless the
+        # caller passes another store (the worker's entry point picks the CRT's when present).
+        self.store: ObjectStore = store or BotocoreStore(s3)
         self.classifiers = list(classifiers)
         self.classifier = self.classifiers[0]
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -333,18 +338,12 @@ class ShardWorker:
 
     def _get(self, item: Item) -> tuple[bytes | None, str, tuple[str, str] | None]:
         """(data, etag, error) for an input; raises InfrastructureError for S3 faults."""
-        from botocore.exceptions import (  # noqa: PLC0415
-            BotoCoreError,
-            ClientError,
-            IncompleteReadError,
-            ReadTimeoutError,
-            ResponseStreamingError,
-        )
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
         bucket = self.manifest.bucket
         for attempt in range(1, _BODY_READ_ATTEMPTS + 1):
             try:
-                response = self.s3.get_object(Bucket=bucket, Key=item.key)
+                obj = self.store.get(bucket, item.key, max_bytes=self.limits.max_bytes)
             except ClientError as exc:
                 code = error_code(exc)
                 if code in _NOT_FOUND:
@@ -357,24 +356,23 @@ class ShardWorker:
                 raise InfrastructureError(
                     f"cannot GET s3://{bucket}/{item.key}: {exc}{hint}"
                 ) from exc
-            except BotoCoreError as exc:
-                raise InfrastructureError(f"cannot GET s3://{bucket}/{item.key}: {exc}") from exc
-            etag = normalize_etag(response.get("ETag")) or item.etag
-            size = int(response.get("ContentLength") or 0)
-            if size > self.limits.max_bytes:
-                response["Body"].close()
-                error = ImageTooLarge(
-                    f"image is {size} bytes, over the limit of {self.limits.max_bytes}"
-                )
-                return None, etag, (error.code, error.message)
-            try:
-                return response["Body"].read(), etag, None
-            except (IncompleteReadError, ReadTimeoutError, ResponseStreamingError) as exc:
+            except BodyReadError as exc:
+                # The body broke off after the answer began (botocore does not retry that).
                 if attempt == _BODY_READ_ATTEMPTS:
                     raise InfrastructureError(
-                        f"cannot read s3://{bucket}/{item.key}: {exc}"
-                    ) from exc
+                        f"cannot read s3://{bucket}/{item.key}: {exc.__cause__}"
+                    ) from exc.__cause__
                 time.sleep(0.5 * attempt)
+                continue
+            except BotoCoreError as exc:
+                raise InfrastructureError(f"cannot GET s3://{bucket}/{item.key}: {exc}") from exc
+            etag = normalize_etag(obj.etag) or item.etag
+            if obj.body is None:
+                error = ImageTooLarge(
+                    f"image is {obj.size} bytes, over the limit of {self.limits.max_bytes}"
+                )
+                return None, etag, (error.code, error.message)
+            return obj.body, etag, None
         raise AssertionError("unreachable")
 
     def fetch(self, item: Item, out_key: str, output_exists: bool) -> Fetched:
@@ -407,12 +405,12 @@ class ShardWorker:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
         try:
-            self.s3.put_object(
-                Bucket=self.output_bucket,
-                Key=out_key,
-                Body=records.encode(record),
-                ContentType="application/json",
-                Metadata=records.output_metadata(record),
+            self.store.put(
+                self.output_bucket,
+                out_key,
+                records.encode(record),
+                content_type="application/json",
+                metadata=records.output_metadata(record),
             )
         except (ClientError, BotoCoreError) as exc:
             raise InfrastructureError(f"cannot write {out_key}: {exc}") from exc
@@ -592,6 +590,7 @@ class ShardWorker:
             "interpreters": len(self.classifiers),
             "interpreter_threads": getattr(self.classifier, "num_threads", None),
             "io_threads": self.config.io_threads,
+            "s3_client": self.store.name,
             "prefetch": self.config.prefetch,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
