@@ -127,6 +127,18 @@ def decode_base64(text: str, *, max_bytes: int, what: str) -> bytes:
 
     The length is checked before decoding (cheap) so an oversized body never gets decoded.
     """
+    if len(text) <= max_base64_length(max_bytes):
+        # What API Gateway sends (standard alphabet, padded, unwrapped): decoded and checked
+        # in one pass over the text, instead of scanning it for whitespace and URL-safe
+        # characters first (6 scans, ~0.05 ms for a 600 KB image). Any other text fails
+        # validation here and takes the tolerant path below, with the same result as before.
+        try:
+            data = pybase64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+        else:
+            check_size(data, max_bytes)
+            return data
     if any(ch in text for ch in _WHITESPACE):
         text = "".join(text.split())
     if len(text) > max_base64_length(max_bytes):

@@ -27,7 +27,7 @@ from aws_lambda_powertools.metrics.provider import cold_start
 from imagecorpus import ImageCase, image_cases, jpeg_bytes
 from inferstack import telemetry
 from inferstack.bundle import MODEL_FILE
-from inferstack.errors import ImageTooLarge
+from inferstack.errors import ImageTooLarge, InvalidRequest
 from inferstack.images import DEFAULT_MAX_BYTES
 from inferstack_predict import request as req
 from moto import mock_aws
@@ -753,6 +753,26 @@ def test_base64_length_is_checked_before_decoding() -> None:
     # Too long to be under the limit even though it is not base64 at all: refused unread.
     with pytest.raises(ImageTooLarge):
         req.decode_base64("!" * (req.max_base64_length(limit) + 4), max_bytes=limit, what="x")
+
+
+def test_base64_variants_decode_alike_and_invalid_text_is_refused() -> None:
+    """The one-pass path for what API Gateway sends and the tolerant path give the same
+    bytes, and text that is not base64 is refused whichever path sees it first."""
+    data = bytes(range(256)) * 3 + b"\xfb\xff"  # '+', '/' and padding in the text
+    text = base64.b64encode(data).decode()
+    variants = [
+        text,
+        "\n".join(text[i : i + 76] for i in range(0, len(text), 76)),
+        base64.urlsafe_b64encode(data).decode(),
+        text.rstrip("="),
+    ]
+    for variant in variants:
+        assert req.decode_base64(variant, max_bytes=len(data), what="x") == data
+    for invalid in (text[:-4] + "!!==", text + "=", text[:10] + "=" + text[11:]):
+        with pytest.raises(InvalidRequest):
+            req.decode_base64(invalid, max_bytes=len(data) + 10, what="x")
+    with pytest.raises(ImageTooLarge):
+        req.decode_base64(text, max_bytes=len(data) - 1, what="x")
 
 
 def test_event_templates_are_api_gateway_rest_proxy_events() -> None:
