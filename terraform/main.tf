@@ -141,6 +141,8 @@ module "batch" {
   model_sha256     = module.model_store.model_sha256
   model_bucket_arn = module.model_store.bucket_arn
   telemetry        = { namespace = local.metric_namespace }
+  # During a canary the workers may also read the candidate (inferstack batch submit --model-uri).
+  additional_model_uris = var.canary == null ? [] : [module.model_store.candidate.uri]
 
   worker_image_tag          = coalesce(var.batch.worker_image_tag, local.project_version)
   worker_image              = var.batch.worker_image

@@ -242,7 +242,7 @@ data "aws_iam_policy_document" "job" {
   statement {
     sid       = "ReadModelBundle"
     actions   = ["s3:GetObject"]
-    resources = ["${var.model_bucket_arn}/${local.model_prefix}*"]
+    resources = [for p in local.model_prefixes : "${var.model_bucket_arn}/${p}*"]
   }
 
   statement {
@@ -252,7 +252,7 @@ data "aws_iam_policy_document" "job" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.model_prefix}*"]
+      values   = [for p in local.model_prefixes : "${p}*"]
     }
   }
 

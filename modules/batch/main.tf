@@ -19,6 +19,11 @@ locals {
   # s3://bucket/prefix/ -> "bucket" and "prefix/" ("" for the bucket root).
   model_bucket = split("/", trimprefix(var.model_uri, "s3://"))[0]
   model_prefix = trimprefix(trimprefix(var.model_uri, "s3://"), "${local.model_bucket}/")
+  # Every bundle prefix the job role may read: model_uri's and the additional ones.
+  model_prefixes = distinct(concat(
+    [local.model_prefix],
+    [for u in var.additional_model_uris : trimprefix(trimprefix(u, "s3://"), "${local.model_bucket}/")],
+  ))
 
   worker_image = coalesce(var.worker_image, try("${aws_ecr_repository.worker[0].repository_url}:${var.worker_image_tag}", null))
   # docker build --platform value of the worker image (Fargate's runtimePlatform.cpuArchitecture).

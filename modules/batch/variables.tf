@@ -306,6 +306,23 @@ variable "model_uri" {
   }
 }
 
+variable "additional_model_uris" {
+  description = "S3 URIs of other model bundle prefixes (`s3://<bucket>/<prefix>/`, in the bucket of `model_uri`) the worker may read besides `model_uri`: the bundles a job may name with MODEL_URI/MODEL_SHA256 container overrides (`inferstack batch submit --model-uri`), e.g. the candidate of a canary rollout. Each adds its prefix to the job role's s3:GetObject and s3:ListBucket grants, nothing else. Empty (the default): the worker reads `model_uri` only."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for u in var.additional_model_uris : can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^/]+/)+$", u))])
+    error_message = "additional_model_uris must each look like s3://<bucket>/<prefix>/ (a non-empty prefix, ending with '/')."
+  }
+
+  validation {
+    condition     = alltrue([for u in var.additional_model_uris : split("/", trimprefix(u, "s3://"))[0] == split("/", trimprefix(var.model_uri, "s3://"))[0]])
+    error_message = "additional_model_uris must be in the bucket of model_uri (model_bucket_arn, whose KMS key the job role may use)."
+  }
+}
+
 variable "model_bucket_arn" {
   description = "ARN of the bucket named in `model_uri` (for IAM)."
   type        = string

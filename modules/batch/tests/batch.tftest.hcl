@@ -789,3 +789,39 @@ run "rejects_dispatcher_maximum_concurrency_below_two" {
   }
   expect_failures = [var.dispatcher]
 }
+
+run "additional_model_uris_widen_only_the_model_grants" {
+  command = plan
+  variables {
+    additional_model_uris = ["s3://demo-models/models/resnet50-int8/2/"]
+  }
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.job.statement : s.resources if s.sid == "ReadModelBundle"]) == toset(["arn:aws:s3:::demo-models/models/resnet50-int8/1/*", "arn:aws:s3:::demo-models/models/resnet50-int8/2/*"])
+    error_message = "the worker reads the model prefix and the additional one, nothing else"
+  }
+  assert {
+    condition     = toset(flatten([for s in data.aws_iam_policy_document.job.statement : [for c in s.condition : c.values] if s.sid == "ListModelPrefix"])) == toset(["models/resnet50-int8/1/*", "models/resnet50-int8/2/*"])
+    error_message = "the worker lists the model prefix and the additional one only"
+  }
+  assert {
+    # The job definition keeps the deployed model; a job names another one by overrides.
+    condition     = contains(jsondecode(aws_batch_job_definition.worker.container_properties).environment, { name = "MODEL_URI", value = "s3://demo-models/models/resnet50-int8/1/" })
+    error_message = "the job definition's MODEL_URI stays model_uri"
+  }
+}
+
+run "rejects_additional_model_uri_in_another_bucket" {
+  command = plan
+  variables {
+    additional_model_uris = ["s3://other-models/models/x/1/"]
+  }
+  expect_failures = [var.additional_model_uris]
+}
+
+run "rejects_additional_model_uri_without_prefix" {
+  command = plan
+  variables {
+    additional_model_uris = ["s3://demo-models/"]
+  }
+  expect_failures = [var.additional_model_uris]
+}
