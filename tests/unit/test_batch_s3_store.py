@@ -122,6 +122,16 @@ class _Flaky(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_PUT(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        self.seen.append(
+            {"path": self.path, "body": body, **{k.lower(): v for k, v in self.headers.items()}}
+        )
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def log_message(self, *args: Any) -> None:
         return None
 
@@ -136,12 +146,18 @@ def test_crt_store_retries_throttling_and_signs_with_the_environments_credential
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}")
         store = clients.make_store(clients.make_client("s3"), "crt")
         got = store.get(BUCKET, KEY, max_bytes=100)
+        store.put(BUCKET, "out/a.json", b'{"ok": 1}', content_type="application/json", metadata={})
     finally:
         server.shutdown()
         server.server_close()
     assert got == clients.StoredObject(b"image bytes", '"abc"', 11)
-    assert len(_Flaky.seen) == 2  # the 503 was retried
-    for request in _Flaky.seen:
+    assert len(_Flaky.seen) == 3  # the 503 was retried
+    put = _Flaky.seen[2]
+    assert put["body"] == b'{"ok": 1}'
+    # The body's CRC32 in a signed header, as botocore sends it by default.
+    assert put["x-amz-checksum-crc32"] == "xFLHag=="
+    assert "x-amz-checksum-crc32" in put["authorization"]
+    for request in _Flaky.seen[:2]:
         # Path-style against the endpoint of AWS_ENDPOINT_URL, port included.
         assert request["path"] == f"/{BUCKET}/input/a%20photo%2B1%20%C3%BC.jpg"
         assert request["host"] == f"127.0.0.1:{server.server_port}"

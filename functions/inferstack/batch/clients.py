@@ -219,6 +219,12 @@ class CrtStore:
         request = awscrt.http.HttpRequest(
             method, path, awscrt.http.HttpHeaders(headers), io.BytesIO(body) if body else None
         )
+        # PutObject as its own type (below the multipart threshold it is one PUT): the CRT
+        # adds checksums only to that type's requests.
+        if operation == "PutObject":
+            return self._client.make_request(
+                type=self._s3.S3RequestType.PUT_OBJECT, request=request, **kwargs
+            )
         return self._client.make_request(
             type=self._s3.S3RequestType.DEFAULT, operation_name=operation, request=request, **kwargs
         )
@@ -257,7 +263,15 @@ class CrtStore:
     ) -> None:
         headers = [("Content-Type", content_type)]
         headers += [(f"x-amz-meta-{name}", value) for name, value in metadata.items()]
-        meta = self._run("PutObject", "PUT", bucket, key, headers=headers, body=body)
+        # A CRC32 of the body in a header, as botocore sends by default: S3 refuses a body
+        # that arrives different from what was sent.
+        checksum = self._s3.S3ChecksumConfig(
+            algorithm=self._s3.S3ChecksumAlgorithm.CRC32,
+            location=self._s3.S3ChecksumLocation.HEADER,
+        )
+        meta = self._run(
+            "PutObject", "PUT", bucket, key, headers=headers, body=body, checksum_config=checksum
+        )
         self._wait(meta, "PutObject")
 
 
