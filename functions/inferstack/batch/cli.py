@@ -1,4 +1,4 @@
-"""``inferstack batch ...``: bulk submit over a prefix, job status and reconcile.
+"""``inferstack batch ...``: bulk submit over a prefix, job status, reconcile and compare.
 
 Added to the ``inferstack`` parser by ``add_batch_commands``. Options default to the same
 environment variables the dispatcher reads (DATA_BUCKET, JOB_QUEUE, JOB_DEFINITION,
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from inferstack.batch.manifest import Item, make_item
+from inferstack.batch.naming import MODEL_RUNS_DIR
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -59,9 +60,6 @@ def list_images(
                 progress.accepted += 1
                 yield make_item(obj["Key"], obj.get("ETag"))
         progress.tick()
-
-
-MODEL_RUNS_DIR = "_models"
 
 
 def _run_overrides(
@@ -289,13 +287,72 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     return EXIT_OK if report.all_current else EXIT_FAILED
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from inferstack.batch.clients import make_client  # noqa: PLC0415
+    from inferstack.batch.compare import (  # noqa: PLC0415
+        compare_prefixes,
+        parse_location,
+        render_table,
+    )
+
+    def fail(message: object) -> int:
+        print(f"inferstack: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    if args.workers < 1 or args.limit < 0:
+        return fail("--workers must be at least 1 and --limit at least 0")
+    bucket = args.bucket or os.environ.get("DATA_BUCKET") or None
+    try:
+        a = parse_location(args.prefix_a, bucket)
+        b = parse_location(args.prefix_b, bucket)
+        s3 = make_client("s3", max_pool_connections=args.workers)
+        doc = compare_prefixes(s3, a, b, workers=args.workers, limit=args.limit)
+    except ValueError as exc:
+        return fail(exc)
+    except (ClientError, BotoCoreError) as exc:
+        return fail(f"AWS: {exc}")
+    print(json.dumps(doc, indent=1, sort_keys=True) if args.json else render_table(doc))
+    if doc["a"]["records"] == 0 or doc["b"]["records"] == 0:
+        empty = a.uri if doc["a"]["records"] == 0 else b.uri
+        print(f"inferstack: warning: no records under {empty}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _add_compare(commands: Any) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="compare two runs over the same images: top-1 agreement, confidence, differences",
+        description="Read the output records under two prefixes (s3:// URIs, or prefixes of "
+        "--bucket / $DATA_BUCKET), e.g. output/ and the output/_models/<name>/<version>/ of "
+        "`inferstack batch submit --model-uri`, match them by input key and print each run's "
+        "models (name, version, sha256 from the records), record, error-record and unreadable "
+        "counts, the keys found in one run only, the top-1 agreement over the images with a "
+        "result in both runs and each run's mean top-1 probability over those images, and the "
+        "images whose top-1 differs (both labels and probabilities; --limit of them). Exit 0, "
+        "or 2 on a usage or access error.",
+    )
+    compare.add_argument("prefix_a", metavar="A", help="output prefix of the first run")
+    compare.add_argument("prefix_b", metavar="B", help="output prefix of the second run")
+    compare.add_argument("--bucket", default=None, help="bucket of bare prefixes ($DATA_BUCKET)")
+    compare.add_argument("--workers", type=int, default=16, help="concurrent record reads")
+    compare.add_argument(
+        "--limit", type=int, default=20, help="keys listed per list (default: %(default)s)"
+    )
+    compare.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    compare.set_defaults(func=_cmd_compare)
+
+
 def _env_int(name: str) -> int | None:
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else None
 
 
 def add_batch_commands(subparsers: Any) -> None:
-    batch = subparsers.add_parser("batch", help="batch jobs: bulk submit, status, reconcile")
+    batch = subparsers.add_parser(
+        "batch", help="batch jobs: bulk submit, status, reconcile, compare"
+    )
     commands = batch.add_subparsers(dest="batch_command", metavar="COMMAND", required=True)
 
     submit = commands.add_parser(
@@ -373,6 +430,7 @@ def add_batch_commands(subparsers: Any) -> None:
     )
     status.set_defaults(func=_cmd_status)
     _add_reconcile(commands)
+    _add_compare(commands)
 
 
 def _add_reconcile(commands: Any) -> None:

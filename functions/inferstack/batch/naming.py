@@ -8,6 +8,8 @@ JOB_NAME_PREFIX = "inferstack-"
 # Batch job names: 1-128 of [A-Za-z0-9_-], starting with a letter or digit.
 _JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 SUMMARIES_DIR = "_summaries"
+# Outputs of a re-run with a named model: <output>/_models/<name>/<version>/ (batch submit).
+MODEL_RUNS_DIR = "_models"
 
 
 def normalize_prefix(prefix: str) -> str:
