@@ -25,6 +25,7 @@ from typing import Any
 
 from inferstack import __version__
 from inferstack.aws.cli import add_aws_commands
+from inferstack.aws.rollout import add_rollout_commands
 from inferstack.batch.cli import add_batch_commands
 from inferstack.errors import InferstackError
 from inferstack.local.cli import add_local_commands
@@ -270,7 +271,9 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
 
 def _add_model_commands(subparsers: SubParsers) -> None:
     model = subparsers.add_parser(
-        "model", help="build, import and inspect model bundles", description="Model bundles."
+        "model",
+        help="build, import and inspect model bundles; the status of a model rollout",
+        description="Model bundles.",
     )
     commands = model.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
 
@@ -363,6 +366,7 @@ def _add_model_commands(subparsers: SubParsers) -> None:
     info.add_argument("--model", required=True, metavar="DIR_OR_S3URI")
     info.add_argument("--cache-dir", type=Path, metavar="DIR", help="cache for s3:// bundles")
     info.set_defaults(func=_cmd_model_info)
+    add_rollout_commands(commands)
 
 
 # ----------------------------------------------------------------------------- classify
