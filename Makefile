@@ -68,9 +68,10 @@ test: $(STAMP) tf-config checkov lint ## every test: unit, terraform, integratio
 test-unit: $(STAMP) ## unit tests only (fast)
 	$(BIN)/pytest tests/unit
 
-bench: $(STAMP) ## benchmarks: real-time and batch, printed and written to build/bench/
+bench: $(STAMP) tf-config ## benchmarks: real-time and batch, printed and written to build/bench/
 	$(BIN)/python tests/bench/bench_realtime.py
 	$(BIN)/python tests/bench/bench_batch.py
+	$(BIN)/python tests/bench/bench_batch_path.py
 	$(BIN)/python tests/bench/peers/bench_peers.py
 	$(BIN)/python tests/bench/cost.py
 
