@@ -197,14 +197,16 @@ def test_role_client_calls_as_the_role_and_renews_its_credentials(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", admin.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", admin.secret_access_key)
     arn = f"arn:aws:iam::{ACCOUNT}:role/fn-role"
-    s3 = iam.role_client("s3", emulator.url, REGION, arn, service="lambda", session="renew")
+    s3 = iam.role_client("s3", emulator.url, REGION, arn, service="lambda", session="as-role")
     assert _code(lambda: s3.get_object(Bucket=BUCKET, Key="models/a")) == "ok"
     assert _code(lambda: s3.get_object(Bucket=BUCKET, Key="other/a")) == "AccessDenied"
 
-    # Expire the cached session: the client assumes the role again on its next call.
+    # Sessions that are always due for renewal: each call assumes the role again.
+    monkeypatch.setattr(iam, "REFRESH_MARGIN_S", iam.SESSION_SECONDS)
+    s3 = iam.role_client("s3", emulator.url, REGION, arn, service="lambda", session="renew")
     key = (emulator.url, arn, "renew")
-    first = iam._CACHE[key][0]
-    iam._CACHE[key] = (first, 0.0)
-    s3._request_signer._credentials._expiry_time = iam.datetime.now(iam.UTC)  # noqa: SLF001
-    assert _code(lambda: s3.get_object(Bucket=BUCKET, Key="models/a")) == "ok"
-    assert iam._CACHE[key][0] != first
+    seen = {iam._CACHE[key][0]}
+    for _ in range(2):
+        assert _code(lambda: s3.get_object(Bucket=BUCKET, Key="models/a")) == "ok"
+        seen.add(iam._CACHE[key][0])
+    assert len(seen) == 3

@@ -250,11 +250,16 @@ def role_client(
             "access_key": keys.access_key_id,
             "secret_key": keys.secret_access_key,
             "token": keys.session_token or "",
-            "expiry_time": datetime.fromtimestamp(expiry - REFRESH_MARGIN_S, UTC).isoformat(),
+            "expiry_time": datetime.fromtimestamp(expiry, UTC).isoformat(),
         }
 
+    # botocore asks for new credentials when role_keys renews them: REFRESH_MARGIN_S early.
     credentials = RefreshableCredentials.create_from_metadata(
-        metadata=fetch(), refresh_using=fetch, method=_RoleProvider.METHOD
+        metadata=fetch(),
+        refresh_using=fetch,
+        method=_RoleProvider.METHOD,
+        advisory_timeout=REFRESH_MARGIN_S,
+        mandatory_timeout=REFRESH_MARGIN_S,
     )
     botocore_session = botocore.session.get_session()
     # First in the chain, so nothing in this process's environment is used instead.
