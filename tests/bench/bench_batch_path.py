@@ -3,7 +3,7 @@ to the worker's own images/s in the same run, and where the difference goes.
 
 Run by ``make bench`` (not a pytest test)::
 
-    .venv/bin/python tests/bench/bench_batch_path.py [--images 1000] [--upload-threads 16]
+    .venv/bin/python tests/bench/bench_batch_path.py [--images 1000] [--upload-threads 10]
 
 What it does: brings up the local cloud on its own state folder (``terraform/`` applied to
 the emulator with ``environments/local.tfvars``, the local runner started, as ``make up``
@@ -385,7 +385,7 @@ def report(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
-    parser.add_argument("--upload-threads", type=int, default=16)
+    parser.add_argument("--upload-threads", type=int, default=10)  # boto3: 10 connections
     parser.add_argument("--out", type=Path, default=OUT_DIR / "batch_path.json")
     args = parser.parse_args(argv)
     if shutil.which("terraform") is None:
