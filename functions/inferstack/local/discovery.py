@@ -42,6 +42,17 @@ class FunctionConfig:
     code_sha256: str
     architectures: tuple[str, ...] = ("x86_64",)
     role: str = ""  # the execution role's ARN: the environment runs with its credentials
+    version: str = "$LATEST"  # a published version's number: its own immutable configuration
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A function alias: the version it serves and the weights of additional versions
+    (RoutingConfig.AdditionalVersionWeights, each in [0, 1); the primary gets the rest)."""
+
+    name: str
+    function_version: str
+    weights: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,9 @@ class Stack:
     apis: tuple[RestApi, ...]
     queue_mappings: tuple[QueueMapping, ...]
     job_queues: tuple[str, ...]  # ARNs
+    # function -> alias name -> Alias; function -> version -> that version's configuration
+    aliases: dict[str, dict[str, Alias]] = field(default_factory=dict)
+    versions: dict[str, dict[str, FunctionConfig]] = field(default_factory=dict)
 
 
 def split_function_arn(arn: str) -> tuple[str, str | None]:
@@ -106,25 +120,71 @@ def split_function_arn(arn: str) -> tuple[str, str | None]:
     return arn, None
 
 
+def function_config(cfg: dict[str, Any]) -> FunctionConfig:
+    """GetFunctionConfiguration's answer (of $LATEST or of a published version)."""
+    return FunctionConfig(
+        name=cfg["FunctionName"],
+        arn=cfg["FunctionArn"],
+        handler=cfg.get("Handler", ""),
+        runtime=cfg.get("Runtime", ""),
+        memory_mb=int(cfg.get("MemorySize", 128)),
+        timeout_s=int(cfg.get("Timeout", 3)),
+        environment=dict(cfg.get("Environment", {}).get("Variables", {})),
+        layers=tuple(layer["Arn"] for layer in cfg.get("Layers", [])),
+        code_sha256=cfg.get("CodeSha256", ""),
+        architectures=tuple(cfg.get("Architectures", ["x86_64"])),
+        role=cfg.get("Role", ""),
+        version=str(cfg.get("Version") or "$LATEST"),
+    )
+
+
 def read_functions(lam: Any) -> dict[str, FunctionConfig]:
     functions: dict[str, FunctionConfig] = {}
     for page in lam.get_paginator("list_functions").paginate():
         for summary in page["Functions"]:
             cfg = lam.get_function_configuration(FunctionName=summary["FunctionName"])
-            functions[cfg["FunctionName"]] = FunctionConfig(
-                name=cfg["FunctionName"],
-                arn=cfg["FunctionArn"],
-                handler=cfg.get("Handler", ""),
-                runtime=cfg.get("Runtime", ""),
-                memory_mb=int(cfg.get("MemorySize", 128)),
-                timeout_s=int(cfg.get("Timeout", 3)),
-                environment=dict(cfg.get("Environment", {}).get("Variables", {})),
-                layers=tuple(layer["Arn"] for layer in cfg.get("Layers", [])),
-                code_sha256=cfg.get("CodeSha256", ""),
-                architectures=tuple(cfg.get("Architectures", ["x86_64"])),
-                role=cfg.get("Role", ""),
-            )
+            functions[cfg["FunctionName"]] = function_config(cfg)
     return functions
+
+
+def read_aliases(lam: Any, function_name: str) -> dict[str, Alias]:
+    """The function's aliases with their routing configuration (ListAliases)."""
+    aliases: dict[str, Alias] = {}
+    for page in lam.get_paginator("list_aliases").paginate(FunctionName=function_name):
+        for alias in page["Aliases"]:
+            weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+            aliases[alias["Name"]] = Alias(
+                name=alias["Name"],
+                function_version=str(alias["FunctionVersion"]),
+                weights=tuple(sorted((str(v), float(w)) for v, w in weights.items())),
+            )
+    return aliases
+
+
+def read_version(lam: Any, function_name: str, version: str) -> FunctionConfig:
+    """A published version's configuration (GetFunctionConfiguration with Qualifier):
+    versions are immutable, so what is read once stays true."""
+    cfg = lam.get_function_configuration(FunctionName=function_name, Qualifier=version)
+    return function_config(cfg)
+
+
+def read_alias_versions(
+    lam: Any,
+    functions: dict[str, FunctionConfig],
+    known: dict[str, dict[str, FunctionConfig]] | None = None,
+) -> tuple[dict[str, dict[str, Alias]], dict[str, dict[str, FunctionConfig]]]:
+    """Every function's aliases and the configuration of each version they route to
+    (versions already in `known` are not read again)."""
+    aliases: dict[str, dict[str, Alias]] = {}
+    versions: dict[str, dict[str, FunctionConfig]] = {}
+    for name in functions:
+        aliases[name] = read_aliases(lam, name)
+        versions[name] = dict((known or {}).get(name, {}))
+        for alias in aliases[name].values():
+            for version in (alias.function_version, *(v for v, _ in alias.weights)):
+                if version != "$LATEST" and version not in versions[name]:
+                    versions[name][version] = read_version(lam, name, version)
+    return aliases, versions
 
 
 def _required_parameters(apigw: Any, api_id: str, method: dict) -> tuple[tuple[str, str], ...]:
@@ -236,10 +296,14 @@ def read_job_queues(batch: Any) -> tuple[str, ...]:
 
 def discover(endpoint_url: str, region: str) -> Stack:
     lam = client("lambda", endpoint_url, region)
+    functions = read_functions(lam)
+    aliases, versions = read_alias_versions(lam, functions)
     return Stack(
         region=region,
-        functions=read_functions(lam),
+        functions=functions,
         apis=read_apis(client("apigateway", endpoint_url, region)),
         queue_mappings=read_queue_mappings(lam, client("sqs", endpoint_url, region)),
         job_queues=read_job_queues(client("batch", endpoint_url, region)),
+        aliases=aliases,
+        versions=versions,
     )

@@ -262,7 +262,7 @@ class SandboxEnvironment:
                 deadline_ms=int(time.time() * 1000 + timeout * 1000),
                 function_arn=self.function.arn,
             )
-            self._log(f"START RequestId: {request_id} Version: $LATEST")
+            self._log(f"START RequestId: {request_id} Version: {self.function.version}")
             started = time.monotonic()
             self.api.submit(invocation)
             while not invocation.done.wait(_WAIT_S):

@@ -63,6 +63,7 @@ def lambda_handler(event, context):
                 "STANDIN_SETTING",
                 "AWS_ENDPOINT_URL",
                 "AWS_LAMBDA_FUNCTION_NAME",
+                "AWS_LAMBDA_FUNCTION_VERSION",
                 "_HANDLER",
                 "POWERTOOLS_TRACE_DISABLED",
                 "MODEL_CACHE_DIR",
