@@ -405,7 +405,10 @@ def test_thousands_of_uploads_a_killed_worker_and_a_poison_image_every_input_acc
             running = [j["jobId"] for j in jobs if j["status"] not in ("SUCCEEDED", "FAILED")]
             if not left and not running:
                 break
-            assert time.time() < deadline, f"not done in time: {left} messages, jobs {running}"
+            assert time.time() < deadline, (
+                f"not done in time: {left} messages left in the S3-event queue (received but "
+                f"never deleted?), jobs not ended: {running}; the kill: {killer.result}"
+            )
             time.sleep(2)
         finished = time.time()
         killer.join(timeout=5)
