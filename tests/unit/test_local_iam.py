@@ -210,3 +210,42 @@ def test_role_client_calls_as_the_role_and_renews_its_credentials(
         assert _code(lambda: s3.get_object(Bucket=BUCKET, Key="models/a")) == "ok"
         seen.add(iam._CACHE[key][0])
     assert len(seen) == 3
+
+
+def test_sqs_batch_calls_are_authorised_as_their_single_message_action(
+    emulator: Emulator,
+) -> None:
+    sqs_admin = client("sqs", emulator.url, REGION)
+    url = sqs_admin.create_queue(QueueName="batch-actions")["QueueUrl"]
+    arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:batch-actions"
+    admin = client("iam", emulator.url, REGION)
+    admin.create_role(RoleName="sqs-role", AssumeRolePolicyDocument=_trust("lambda"))
+    allowed = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"]
+    admin.put_role_policy(
+        RoleName="sqs-role",
+        PolicyName="p",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": allowed, "Resource": arn}],
+            }
+        ),
+    )
+    sqs = boto3.client("sqs", **_role(emulator, "sqs-role", "lambda"))
+    entries = [{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}]
+    assert _code(lambda: sqs.send_message_batch(QueueUrl=url, Entries=entries)) == "ok"
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    receipts = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+    # sqs:ChangeMessageVisibility is not granted: its batch form is refused too.
+    assert (
+        _code(
+            lambda: sqs.change_message_visibility_batch(
+                QueueUrl=url, Entries=[{**r, "VisibilityTimeout": 0} for r in receipts]
+            )
+        )
+        == "AccessDenied"
+    )
+    assert _code(lambda: sqs.delete_message_batch(QueueUrl=url, Entries=receipts)) == "ok"
+    calls = http_json(emulator.url + CALLS_PATH)
+    deletes = [c for c in calls if c.get("operation", "").lower() == "sqs:deletemessagebatch"]
+    assert deletes and all(c["action"] == "sqs:DeleteMessage" for c in deletes)

@@ -393,11 +393,24 @@ CALLS: list[dict[str, Any]] = []
 _CALLS_LOCK = threading.Lock()
 
 
+# SQS's batch APIs have no IAM action of their own: each is authorised as its single-message
+# action (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-api-permissions-reference.html);
+# moto asks for sqs:DeleteMessageBatch etc., which no policy grants.
+AUTHORIZED_AS = {
+    "sqs:deletemessagebatch": "sqs:DeleteMessage",
+    "sqs:sendmessagebatch": "sqs:SendMessage",
+    "sqs:changemessagevisibilitybatch": "sqs:ChangeMessageVisibility",
+}
+
+
 def _install_call_log() -> None:
-    """Resources for SubmitJob; every authorisation of a role session recorded."""
+    """Resources for SubmitJob; batch APIs as their IAM action; every authorisation of a role
+    session recorded."""
     check = IAMRequestBase.check_action_permitted
 
     def check_action_permitted(self: Any, resource: str) -> None:
+        operation = self._action
+        self._action = AUTHORIZED_AS.get(operation.lower(), operation)
         params = _request_params(self)
         resources = _batch_resources(self, params) or [resource]
         principal = getattr(self._access_key, "arn", "")
@@ -416,6 +429,7 @@ def _install_call_log() -> None:
                         "principal": principal,
                         "access_key": self._access_key._access_key_id,
                         "action": self._action,
+                        "operation": operation,
                         "resources": resources,
                         "region": self._region,
                         "params": params,
