@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -74,3 +75,21 @@ def test_connections_are_kept_alive(emulator_url: str, request: pytest.FixtureRe
         assert sockets[0] is not None and all(s is sockets[0] for s in sockets)
     else:
         assert sockets == [None, None, None]
+
+
+def test_sqs_retention_check_keeps_moto_semantics() -> None:
+    # The launcher replaces moto's retention check with one that reads the period directly.
+    from inferstack.local.motoserver import _message_within_retention  # noqa: PLC0415
+    from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415 - moto internals, this test only
+    from moto.sqs.models import Message, SQSBackend, sqs_backends  # noqa: PLC0415
+
+    motos_own = SQSBackend.is_message_valid_based_on_retention_period
+    assert motos_own is not _message_within_retention  # not installed in this process
+    backend = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    backend.create_queue("retention-check", MessageRetentionPeriod="60")
+    now_ms = time.time() * 1000
+    for age_s, kept in ((0, True), (58, True), (62, False), (3600, False)):
+        message = Message("id", "body")
+        message.sent_timestamp = int(now_ms - age_s * 1000)
+        assert motos_own(backend, "retention-check", message) is kept
+        assert _message_within_retention(backend, "retention-check", message) is kept

@@ -65,13 +65,14 @@ from moto.apigateway.models import RestAPI
 from moto.apigateway.responses import APIGatewayResponse
 from moto.batch.models import BatchBackend, Job, batch_backends
 from moto.batch_simple.models import BatchSimpleBackend
+from moto.core.utils import unix_time
 from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase
 from moto.moto_api import state_manager
 from moto.moto_api._internal import urls
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import main as moto_main
-from moto.sqs.models import Queue
+from moto.sqs.models import Queue, SQSBackend
 
 STATUS_PATH = "/moto-api/inferstack/batch-job-status"
 CALLS_PATH = "/moto-api/inferstack/calls"
@@ -222,6 +223,20 @@ def _install_no_sqs_delivery() -> None:
     Queue.lambda_event_source_mappings = property(  # type: ignore[assignment]
         lambda self: _NoDelivery(), lambda self, value: None
     )
+
+
+def _message_within_retention(self: Any, queue_name: str, message: Any) -> bool:
+    """moto's check, reading the queue's retention period directly: moto reads it through
+    get_queue_attributes, which counts every message of the queue, for each message it
+    returns, so a receive from a queue thousands deep took about a second."""
+    retention = int(self.get_queue(queue_name).message_retention_period)
+    return retention + message.sent_timestamp / 1000 > unix_time()
+
+
+def _install_cheap_sqs_retention_check() -> None:
+    if not hasattr(SQSBackend, "is_message_valid_based_on_retention_period"):
+        raise RuntimeError("moto changed: SQSBackend.is_message_valid_based_on_retention_period")
+    SQSBackend.is_message_valid_based_on_retention_period = _message_within_retention  # type: ignore[method-assign]
 
 
 def _install_prefix_list_rule_descriptions() -> None:
@@ -475,6 +490,7 @@ def install() -> None:
     urls.url_paths["{0}" + STATUS_PATH + "$"] = _status_handler
     _install_binary_media_types()
     _install_no_sqs_delivery()
+    _install_cheap_sqs_retention_check()
     _install_prefix_list_rule_descriptions()
     _install_job_definition_arn_prefix()
     _install_backend_lookup_cache()
