@@ -25,7 +25,6 @@ import json
 import math
 import os
 import random
-import shutil
 import signal
 import threading
 import time
@@ -41,9 +40,9 @@ import pytest
 from batch_support import photo_jpegs
 from inferstack.batch.naming import output_key
 from inferstack.batch.worker import TEST_CRASH_ENV, read_manifest, read_shard
-from inferstack.local import stack
 from inferstack.local.discovery import client
 from inferstack.local.process import pid_alive
+from local_stack_support import local_stack
 
 pytestmark = pytest.mark.integration
 
@@ -66,20 +65,9 @@ DEADLINE_S = 240  # from the first upload to the last job's end
 
 @pytest.fixture(scope="module")
 def scale_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, Path]]:
-    if shutil.which("terraform") is None:
-        pytest.skip("terraform is not installed")
-    rc = REPO / "build" / "terraform" / "terraformrc"
-    if (
-        "TF_CLI_CONFIG_FILE" not in os.environ
-        and not rc.is_file()
-        and os.environ.get("TF_PLUGIN_MIRROR")
-    ):
-        pytest.skip("run `make tf-config` first (provider mirror configuration)")
     state = tmp_path_factory.mktemp("local-cloud-scale")
-    try:
-        yield stack.up(root=REPO, state_dir=state), state
-    finally:
-        stack.down(root=REPO, state_dir=state, quiet=True)
+    with local_stack(state) as endpoints:
+        yield endpoints, state
 
 
 # ------------------------------------------------------------------------------- inputs

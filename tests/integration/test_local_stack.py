@@ -10,8 +10,6 @@ import base64
 import contextlib
 import io
 import json
-import os
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +23,7 @@ from inferstack.local import leastpriv, stack
 from inferstack.local.discovery import client
 from inferstack.local.emulator import port_open
 from inferstack.local.process import pid_alive
+from local_stack_support import local_stack
 from metric_contract import emitted_metrics, unemitted, unknown_resources, watched_metrics
 from PIL import Image
 from skimage import data
@@ -48,19 +47,8 @@ def local_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def endpoints(local_state: Path) -> Iterator[dict[str, Any]]:
-    if shutil.which("terraform") is None:
-        pytest.skip("terraform is not installed")
-    rc = REPO / "build" / "terraform" / "terraformrc"
-    if (
-        "TF_CLI_CONFIG_FILE" not in os.environ
-        and not rc.is_file()
-        and os.environ.get("TF_PLUGIN_MIRROR")
-    ):
-        pytest.skip("run `make tf-config` first (provider mirror configuration)")
-    try:
-        yield stack.up(root=REPO, state_dir=local_state)
-    finally:
-        stack.down(root=REPO, state_dir=local_state, quiet=True)
+    with local_stack(local_state) as found:
+        yield found
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
