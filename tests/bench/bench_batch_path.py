@@ -327,10 +327,9 @@ def explain(r: dict[str, Any]) -> list[str]:
         f"(first job created at {r['first_job_created_s']:.1f} s);",
         (
             f"- the mapping had received every upload's message {q['drained_s']:.1f} s after the "
-            f"first upload ({q['received_per_s']:.1f} messages/s, up to {q['max_backlog']} "
-            "waiting in the queue): the emulator's ReceiveMessage takes longer the deeper the "
-            "queue (it reads the whole queue several times per call), and every job waits for "
-            "its batch;"
+            f"first upload ({q['received_per_s']:.1f} messages/s against uploads at "
+            f"{r['uploads_per_s']:.0f}/s, up to {q['max_backlog']} waiting in the queue), and "
+            "every job waits for its batch to be received;"
             if q["drained_s"] is not None
             else f"- messages were still in the queue when the last job ended (up to "
             f"{q['max_backlog']} waiting): received but not deleted, they come back;"
