@@ -66,7 +66,7 @@ ALIAS_REFRESH_S = 1.0
 def pick_version(alias: Alias, draw: float) -> str:
     """The version a weighted alias sends one invocation to, for a draw in [0, 1): each
     additional version gets its weight's share of draws, the alias' own version the rest
-    (https://docs.aws.amazon.com/lambda/latest/dg/configuring-alias-routing.html)."""
+    (https://docs.aws.amazon.com/lambda/latest/dg/lambda-traffic-shifting-using-aliases.html)."""
     threshold = 0.0
     for version, weight in alias.weights:
         threshold += weight

@@ -219,7 +219,10 @@ def terraform(paths: Paths, emulator_url: str, *args: str, capture: bool = False
     return result.stdout or ""
 
 
-def terraform_apply(paths: Paths, emulator_url: str, model_dir: Path) -> dict[str, Any]:
+def terraform_apply(
+    paths: Paths, emulator_url: str, model_dir: Path, extra_vars: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Apply terraform/ with local.tfvars; extra_vars: more -var=... (e.g. a canary)."""
     terraform(paths, emulator_url, "init", "-input=false", "-no-color")
     started = time.monotonic()
     say("terraform apply against the emulator (mostly the provider's own waits: ~2 min)")
@@ -232,6 +235,7 @@ def terraform_apply(paths: Paths, emulator_url: str, model_dir: Path) -> dict[st
         "-no-color",
         f"-state={paths.tf_state}",
         *terraform_vars(emulator_url, model_dir),
+        *extra_vars,
     )
     say(f"applied in {time.monotonic() - started:.0f} s")
     return terraform_outputs(paths, emulator_url)
