@@ -40,6 +40,7 @@ import pytest
 from inferstack.local import stack
 from inferstack.local.discovery import client
 from inferstack.local.iam import identities
+from local_stack_support import local_stack
 from metric_contract import emf_documents
 from PIL import Image
 
@@ -108,23 +109,11 @@ def _sha(bundle: Path) -> str:
 
 @pytest.fixture(scope="module")
 def local(bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    if shutil.which("terraform") is None:
-        pytest.skip("terraform is not installed")
-    rc = REPO / "build" / "terraform" / "terraformrc"
-    if (
-        "TF_CLI_CONFIG_FILE" not in os.environ
-        and not rc.is_file()
-        and os.environ.get("TF_PLUGIN_MIRROR")
-    ):
-        pytest.skip("run `make tf-config` first (provider mirror configuration)")
     state = tmp_path_factory.mktemp("canary-cloud")
-    try:
-        started = time.monotonic()
-        endpoints = stack.up(root=REPO, model_dir=bundles["primary"], state_dir=state)
+    started = time.monotonic()
+    with local_stack(state, model_dir=bundles["primary"]) as endpoints:
         print(f"\nup with the primary: {time.monotonic() - started:.0f} s", flush=True)
         yield {"endpoints": endpoints, "paths": stack.Paths(REPO, state)}
-    finally:
-        stack.down(root=REPO, state_dir=state, quiet=True)
 
 
 def apply_canary(local: dict, bundle: Path | None, weight: float = WEIGHT) -> float:
