@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from inferstack.local.discovery import client
+from inferstack.local.iam import admin_keys
 from inferstack.local.stack import REPO_ROOT, say, stack_session
 
 # Photos shipped inside scikit-image (no download needed).
@@ -165,8 +166,10 @@ def print_where_to_look(ep: dict[str, Any], keep: bool) -> None:
     print(f"  logs          {ep['logs']}")
     print(f"  curl -s -H 'x-api-key: {ep['api_key']}' -H 'Content-Type: image/jpeg' "
           f"--data-binary @photo.jpg {ep['api_url']}")  # fmt: skip
-    print(f"  AWS_ENDPOINT_URL={ep['emulator_url']} AWS_ACCESS_KEY_ID=test "
-          "AWS_SECRET_ACCESS_KEY=test "
+    # The emulator enforces IAM: only the admin it was started with may look around.
+    admin = admin_keys(ep["emulator_url"])
+    print(f"  AWS_ENDPOINT_URL={ep['emulator_url']} AWS_ACCESS_KEY_ID={admin.access_key_id} "
+          f"AWS_SECRET_ACCESS_KEY={admin.secret_access_key} "
           f"aws s3 ls s3://{ep['data_bucket']}/output/ --recursive")  # fmt: skip
     if not keep:
         print("  (the stack is torn down now; KEEP=1 keeps it running)")
