@@ -428,6 +428,55 @@ locals {
     },
   ] : w if local.has_batch]
 
+  # A canary rollout: the primary and the candidate model side by side, from the series the
+  # function emits by ModelSha256 (the same dimensions the canary alarms watch).
+  canary_widgets = [for w in [
+    {
+      type = "metric", width = 6, height = 6
+      properties = {
+        title = "Canary: answers by model", region = local.region, view = "timeSeries", period = local.period, stat = "Sum"
+        metrics = [
+          for pair in setproduct(keys(local.canary_dims), [local.rt.predictions, local.rt.errors]) :
+          concat([local.ns, pair[1]], flatten([for k, v in local.canary_dims[pair[0]] : [k, v]]), [{ label = "${pair[0]} ${pair[1]}" }])
+        ]
+      }
+    },
+    {
+      type = "metric", width = 6, height = 6
+      properties = {
+        title = "Canary: error rate by model (%)", region = local.region, view = "timeSeries", period = local.period, stat = "Sum"
+        metrics = concat(
+          [for role in keys(local.canary_dims) : [{
+            expression = "100 * FILL(${role}_e, 0) / MAX([FILL(${role}_e, 0) + FILL(${role}_p, 0), 1])", label = "${role} error rate", id = "${role}_rate"
+          }]],
+          [for pair in setproduct(keys(local.canary_dims), ["e", "p"]) :
+            concat([local.ns, pair[1] == "e" ? local.rt.errors : local.rt.predictions], flatten([for k, v in local.canary_dims[pair[0]] : [k, v]]), [{ id = "${pair[0]}_${pair[1]}", visible = false }])
+          ],
+        )
+      }
+    },
+    {
+      type = "metric", width = 6, height = 6
+      properties = {
+        title = "Canary: total latency by model (ms)", region = local.region, view = "timeSeries", period = local.period
+        metrics = [
+          for pair in setproduct(keys(local.canary_dims), ["p50", "p99"]) :
+          concat([local.ns, local.rt.total_latency], flatten([for k, v in local.canary_dims[pair[0]] : [k, v]]), [{ stat = pair[1], label = "${pair[0]} ${pair[1]}" }])
+        ]
+      }
+    },
+    {
+      type = "metric", width = 6, height = 6
+      properties = {
+        title = "Canary: top-1 probability by model", region = local.region, view = "timeSeries", period = local.period
+        metrics = [
+          for pair in setproduct(keys(local.canary_dims), ["Average", "p10"]) :
+          concat([local.ns, local.rt.top_probability], flatten([for k, v in local.canary_dims[pair[0]] : [k, v]]), [{ stat = pair[1], label = "${pair[0]} ${lower(pair[1])}" }])
+        ]
+      }
+    },
+  ] : w if local.has_canary]
+
   alarm_arns = concat(
     aws_cloudwatch_metric_alarm.api_5xx_rate[*].arn,
     aws_cloudwatch_metric_alarm.api_p99_latency[*].arn,
@@ -449,7 +498,7 @@ locals {
 
   widgets = concat(
     local.alarm_widgets, local.api_widgets, local.predict_widgets, local.init_widgets,
-    local.queue_widgets, local.dispatcher_widgets, local.batch_widgets,
+    local.canary_widgets, local.queue_widgets, local.dispatcher_widgets, local.batch_widgets,
   )
 }
 

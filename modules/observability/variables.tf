@@ -181,6 +181,7 @@ variable "realtime_metrics" {
     preprocess_latency = optional(string, "PreprocessLatency")
     infer_latency      = optional(string, "InferLatency")
     total_latency      = optional(string, "TotalLatency")
+    top_probability    = optional(string, "TopProbability")
   })
   default  = {}
   nullable = false

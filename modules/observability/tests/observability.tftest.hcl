@@ -321,7 +321,8 @@ run "namespace_not_aws" {
 }
 
 run "no_canary_no_candidate_alarms" {
-  command = plan
+  # apply: the dashboard body holds the alarms' ARNs, known only once they exist.
+  command = apply
 
   variables {
     predict_function_name = "demo-predict"
@@ -331,10 +332,15 @@ run "no_canary_no_candidate_alarms" {
     condition     = length(aws_cloudwatch_metric_alarm.canary_error_rate) + length(aws_cloudwatch_metric_alarm.canary_p99_latency) + length(aws_cloudwatch_metric_alarm.canary_init_failures) == 0
     error_message = "without a canary there are no candidate alarms"
   }
+  assert {
+    condition     = length([for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets : w if startswith(try(w.properties.title, ""), "Canary:")]) == 0
+    error_message = "without a canary the dashboard has no canary row"
+  }
 }
 
 run "canary_alarms_compare_the_candidate_with_the_primary" {
-  command = plan
+  # apply: the dashboard body holds the alarms' ARNs, known only once they exist.
+  command = apply
 
   variables {
     predict_function_name = "demo-predict"
@@ -365,6 +371,20 @@ run "canary_alarms_compare_the_candidate_with_the_primary" {
   assert {
     condition     = output.canary_alarm_names == { error_rate = "test-obs-canary-error-rate", p99_latency = "test-obs-canary-p99-latency", init_failures = "test-obs-canary-init-failures" }
     error_message = "the candidate alarms must be named after the stack"
+  }
+  assert {
+    condition = [for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets : w.properties.title if startswith(try(w.properties.title, ""), "Canary:")] == [
+      "Canary: answers by model", "Canary: error rate by model (%)", "Canary: total latency by model (ms)", "Canary: top-1 probability by model",
+    ]
+    error_message = "the dashboard shows a row comparing the candidate with the primary"
+  }
+  assert {
+    condition = toset(flatten([
+      for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets : [
+        for m in w.properties.metrics : [for i, item in m : m[i + 1] if item == "ModelSha256"]
+      ] if startswith(try(w.properties.title, ""), "Canary:")
+    ])) == toset(["ab3c9bae6bb2", "6676485e9602"])
+    error_message = "the dashboard's canary row graphs the two models by the ModelSha256 the function emits"
   }
 }
 
