@@ -28,6 +28,7 @@ import threading
 import time
 import traceback
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,8 +184,10 @@ def _map_tmp(value: str, tmp_dir: Path) -> str:
     return value
 
 
-class ExecutionEnvironment:
-    """Parent side: starts the child lazily, invokes it, replaces it after a crash/timeout."""
+class BaseEnvironment(ABC):
+    """What every local execution environment of a function has: the function and where it
+    runs, one process started lazily (and again after a crash, a timeout or an init error),
+    invocations run one at a time, and counters. Subclasses start the process and invoke."""
 
     def __init__(
         self,
@@ -201,15 +204,42 @@ class ExecutionEnvironment:
         self.work_dir = work_dir
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
-        self._to_child: int | None = None
-        self._from_child: int | None = None
         self._lock = threading.Lock()
         self.invocations = 0
         self.cold_starts = 0
 
     @property
     def pid(self) -> int | None:
+        """The process id while the environment's process runs."""
         return self.process.pid if self.process and self.process.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def _stop_process(self) -> None:
+        """Stop the process and its group (SIGTERM, then SIGKILL after 2 s)."""
+        if self.process is not None:
+            stop_process(self.process.pid, group=True, grace=2.0)
+            with contextlib.suppress(Exception):
+                self.process.wait(timeout=2)
+            self.process = None
+
+    @abstractmethod
+    def invoke(self, event: Any, *, request_id: str | None = None) -> InvokeResult:
+        """Run one invocation; raises InvocationError like an Unhandled function error."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the process and release what the environment holds."""
+
+
+class ExecutionEnvironment(BaseEnvironment):
+    """Parent side: starts the child lazily, invokes it, replaces it after a crash/timeout."""
+
+    # the pipes to and from the child while it runs
+    _to_child: int | None = None
+    _from_child: int | None = None
 
     def _start(self) -> float:
         tmp_dir = self.work_dir / "tmp"
@@ -270,7 +300,7 @@ class ExecutionEnvironment:
         """Run one invocation; raises InvocationError like an Unhandled function error."""
         with self._lock:
             init_ms = None
-            if self.process is None or self.process.poll() is not None:
+            if not self.running:
                 init_ms = self._start()
             request_id = request_id or str(uuid.uuid4())
             started = time.monotonic()
@@ -303,11 +333,7 @@ class ExecutionEnvironment:
                 with contextlib.suppress(OSError):
                     os.close(fd)
                 setattr(self, attr, None)
-        if self.process is not None:
-            stop_process(self.process.pid, group=True, grace=2.0)
-            with contextlib.suppress(Exception):
-                self.process.wait(timeout=2)
-            self.process = None
+        self._stop_process()
 
 
 # ---------------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ function's output and the platform's START/END/REPORT lines go to its log file.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import shutil
@@ -43,8 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from inferstack.local.discovery import FunctionConfig
-from inferstack.local.execenv import InvocationError, InvokeResult, lambda_environment
-from inferstack.local.process import stop_process
+from inferstack.local.execenv import (
+    BaseEnvironment,
+    InvocationError,
+    InvokeResult,
+    lambda_environment,
+)
 from inferstack.local.runtimeapi import Invocation, RuntimeApi
 from inferstack.local.sandbox import (
     PYTHON,
@@ -141,7 +144,7 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class SandboxEnvironment:
+class SandboxEnvironment(BaseEnvironment):
     """A Lambda execution environment in the root file system, started lazily, replaced
     after a timeout, a crash or an init error. Same interface as execenv.ExecutionEnvironment."""
 
@@ -149,29 +152,15 @@ class SandboxEnvironment:
         self,
         function: FunctionConfig,
         *,
-        endpoint_url: str,
-        region: str,
-        work_dir: Path,
-        log_path: Path,
         artifacts: Artifacts,
         rootfs: Path | None = None,
+        **place: Any,
     ) -> None:
-        self.function = function
-        self.endpoint_url = endpoint_url
-        self.region = region
-        self.work_dir = work_dir
-        self.log_path = log_path
+        """place: where it runs (BaseEnvironment's endpoint_url, region, work_dir, log_path)."""
+        super().__init__(function, **place)
         self.artifacts = artifacts
         self.rootfs = rootfs
-        self.process: subprocess.Popen[bytes] | None = None
         self.api: RuntimeApi | None = None
-        self._lock = threading.Lock()
-        self.invocations = 0
-        self.cold_starts = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process and self.process.poll() is None else None
 
     def _log(self, line: str) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +235,7 @@ class SandboxEnvironment:
         """Run one invocation; raises InvocationError like an Unhandled function error."""
         with self._lock:
             init_ms = None
-            if self.process is None or self.process.poll() is not None:
+            if not self.running:
                 self.stop()
                 try:
                     init_ms = self._start()
@@ -300,11 +289,7 @@ class SandboxEnvironment:
             return InvokeResult(payload, duration, init_ms)
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process.pid, group=True, grace=2.0)
-            with contextlib.suppress(Exception):
-                self.process.wait(timeout=2)
-            self.process = None
+        self._stop_process()
         if self.api is not None:
             self.api.stop()
             self.api = None

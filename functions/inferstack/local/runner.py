@@ -47,7 +47,7 @@ from inferstack.local.discovery import (
     discover,
     read_alias_versions,
 )
-from inferstack.local.execenv import ExecutionEnvironment, InvocationError
+from inferstack.local.execenv import BaseEnvironment, ExecutionEnvironment, InvocationError
 from inferstack.local.iam import role_client
 from inferstack.local.lambdaenv import Artifacts, SandboxEnvironment, resolve_artifacts
 from inferstack.local.sandbox import (
@@ -110,7 +110,7 @@ class Runner:
         self.state_dir = state_dir
         self.execution = execution or execution_mode()
         self.stack = discover(endpoint_url, region)
-        self.environments: dict[str, ExecutionEnvironment | SandboxEnvironment] = {}
+        self.environments: dict[str, BaseEnvironment] = {}
         self.artifacts: dict[str, Artifacts] = {}
         self._search = [dist or REPO_ROOT / "build" / "dist"]
         self._lam = client("lambda", endpoint_url, region)
@@ -210,7 +210,7 @@ class Runner:
             raise InvocationError("ResourceNotFoundException", f"Function not found: {where}")
         return function
 
-    def environment(self, function_name: str, version: str = LATEST) -> ExecutionEnvironment:
+    def environment(self, function_name: str, version: str = LATEST) -> BaseEnvironment:
         """The execution environment of (function, version), created on first use."""
         key = environment_key(function_name, version)
         with self._env_lock:
@@ -229,7 +229,7 @@ class Runner:
                     if self.execution == PARITY
                     else ExecutionEnvironment(function, **place)  # type: ignore[arg-type]
                 )
-            return self.environments[key]  # type: ignore[return-value]
+            return self.environments[key]
 
     def invoke(
         self, function_name: str, qualifier: str | None, event: dict, request_id: str
