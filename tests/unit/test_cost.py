@@ -14,48 +14,50 @@ sys.path.insert(0, str(BENCH))
 import cost  # noqa: E402
 
 
-def test_lambda_round_numbers() -> None:
+def _prices() -> dict:
+    """tests/bench/prices.json: the price table the cost report reads."""
+    return json.loads((BENCH / "prices.json").read_text())
+
+
+# Lambda behind API Gateway and WAF, per million requests. Fees: requests, API Gateway, WAF.
+LAMBDA_CASES = [
     # 1024 MB = 1 GB; 10 ms = 0.01 s; a million requests = 10,000 GB-s; at $0.00001 per GB-s
     # that is $0.10. Requests, API Gateway and WAF are per million as given: 0.2 + 3.5 + 0.6.
-    result = cost.lambda_per_million(
-        duration_ms=10.0,
-        memory_mb=1024,
-        gb_second=0.00001,
-        requests_per_million=0.20,
-        api_gateway_per_million=3.50,
-        waf_per_million=0.60,
-    )
-    assert result.compute == pytest.approx(0.10)
-    assert result.total == pytest.approx(0.10 + 0.20 + 3.50 + 0.60)
-
-
-def test_lambda_duration_is_billed_up_to_the_next_millisecond() -> None:
+    pytest.param(10.0, 1024, 0.00001, (0.20, 3.50, 0.60), 0.10, 4.40, id="round_numbers"),
     # 9.2 ms is billed as 10 ms: the same $0.10 as above, not $0.092.
-    result = cost.lambda_per_million(
-        duration_ms=9.2,
-        memory_mb=1024,
-        gb_second=0.00001,
-        requests_per_million=0.0,
-        api_gateway_per_million=0.0,
-        waf_per_million=0.0,
-    )
-    assert result.compute == pytest.approx(0.10)
-
-
-def test_lambda_1769_mb_x86_price() -> None:
+    pytest.param(9.2, 1024, 0.00001, (0.0, 0.0, 0.0), 0.10, 0.10, id="billed_up_to_the_next_ms"),
     # 13.2 ms -> 14 ms billed. 1769 MB / 1024 = 1.7275390625 GB; x 0.014 s = 0.024185546875
     # GB-s per request; x 1e6 = 24,185.546875 GB-s; x $0.0000166667 = $0.4030932541.
     # Total with $0.20 requests, $3.50 API Gateway, $0.60 WAF: $4.7030932541.
+    pytest.param(
+        13.2, 1769, 0.0000166667, (0.20, 3.50, 0.60), 0.4030932541, 4.7030932541, id="1769_mb_x86"
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("duration_ms", "memory_mb", "gb_second", "fees", "compute", "total"), LAMBDA_CASES
+)
+def test_lambda_per_million(
+    duration_ms: float,
+    memory_mb: int,
+    gb_second: float,
+    fees: tuple[float, float, float],
+    compute: float,
+    total: float,
+) -> None:
+    requests, api_gateway, waf = fees
     result = cost.lambda_per_million(
-        duration_ms=13.2,
-        memory_mb=1769,
-        gb_second=0.0000166667,
-        requests_per_million=0.20,
-        api_gateway_per_million=3.50,
-        waf_per_million=0.60,
+        duration_ms=duration_ms,
+        memory_mb=memory_mb,
+        gb_second=gb_second,
+        requests_per_million=requests,
+        api_gateway_per_million=api_gateway,
+        waf_per_million=waf,
     )
-    assert result.compute == pytest.approx(0.4030932541, rel=1e-9)
-    assert result.to_dict()["total"] == pytest.approx(4.7031, abs=1e-4)
+    assert result.compute == pytest.approx(compute, rel=1e-9)
+    assert result.total == pytest.approx(total, rel=1e-9)
+    assert result.to_dict()["total"] == pytest.approx(total, abs=1e-4)  # rounded to 4 places
 
 
 def test_sagemaker_compute_and_data() -> None:
@@ -114,7 +116,7 @@ def test_durations_prefer_the_real_handler_and_fill_in_from_peers() -> None:
 def test_billed_duration_is_the_cpu_time_where_measured() -> None:
     # On a shared machine the wall time counts other processes' turns: 40 ms wall, 18 ms CPU
     # on one thread bills 18 ms; the wall-based total is kept beside it.
-    prices = json.loads((BENCH / "prices.json").read_text())["regions"]["us-east-1"]
+    prices = _prices()["regions"]["us-east-1"]
     durations = {1: {"ms": 40.0, "cpu_ms": 18.0, "source": "test"}}
     rows = cost.region_costs("us-east-1", prices, durations, 0, {})
     row = rows["realtime_per_million_requests"][0]
@@ -126,9 +128,8 @@ def test_billed_duration_is_the_cpu_time_where_measured() -> None:
     assert row["lambda_total_at_wall_p50"] > row["lambda"]["total"]
 
 
-def test_arm64_rows_say_their_duration_is_not_measured(tmp_path: Path) -> None:
-    prices = json.loads((BENCH / "prices.json").read_text())
-    region = prices["regions"]["us-east-1"]
+def test_arm64_rows_say_their_duration_is_not_measured() -> None:
+    region = _prices()["regions"]["us-east-1"]
     durations = {1: {"ms": 20.0, "source": "test"}, 2: {"ms": 12.0, "source": "test"}}
     table = cost.region_costs("us-east-1", region, durations, 600_000, {})
     rows = table["realtime_per_million_requests"]
@@ -141,7 +142,7 @@ def test_arm64_rows_say_their_duration_is_not_measured(tmp_path: Path) -> None:
 
 
 def test_price_table_is_dated_and_sourced() -> None:
-    prices = json.loads((BENCH / "prices.json").read_text())
+    prices = _prices()
     assert prices["looked_up"]
     assert {"us-east-1", "eu-west-1"} <= set(prices["regions"])
     for region in prices["regions"].values():
