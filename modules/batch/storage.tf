@@ -180,10 +180,8 @@ data "aws_iam_policy_document" "events_queue" {
 resource "aws_sqs_queue_policy" "events" {
   queue_url = aws_sqs_queue.events.id
   policy    = data.aws_iam_policy_document.events_queue.json
-
-  # Written after the redrive policy, so that no SetQueueAttributes call of the
-  # redrive policy can overwrite it.
-  depends_on = [aws_sqs_queue_redrive_policy.events]
+  # No ordering against the redrive policy: SetQueueAttributes changes only the attributes it
+  # is given, so the two are written side by side.
 }
 
 resource "aws_s3_bucket_notification" "data" {
