@@ -32,6 +32,20 @@ locals {
   candidate_sha256     = local.has_candidate ? lower(tostring(local.candidate_manifest.sha256)) : null
   candidate_key_prefix = local.has_candidate ? "${var.model_prefix}/${local.candidate_name}/${local.candidate_version}" : null
 
+  # What is uploaded: each file of the primary bundle and of the candidate, by "<bundle>/<file>".
+  bundles = merge(
+    var.upload_model_bundle ? {
+      primary = { dir = var.model_bundle_dir, key_prefix = local.model_key_prefix, name = local.model_name, version = local.model_version, sha256 = local.model_sha256 }
+    } : {},
+    local.has_candidate ? {
+      candidate = { dir = var.candidate_bundle_dir, key_prefix = local.candidate_key_prefix, name = local.candidate_name, version = local.candidate_version, sha256 = local.candidate_sha256 }
+    } : {},
+  )
+  bundle_objects = {
+    for pair in setproduct(keys(local.bundles), keys(local.bundle_files)) :
+    "${pair[0]}/${pair[1]}" => merge(local.bundles[pair[0]], { bundle = pair[0], file = pair[1] })
+  }
+
   # Key policy statements for services that publish to this stack's encrypted topics and
   # queues, keyed by their kms_key_service_access switch. Each is scoped by the conditions its
   # service supports:
@@ -285,28 +299,36 @@ resource "aws_s3_bucket_policy" "this" {
 # Model bundle upload
 ################################################################################
 
+# The primary bundle (upload_model_bundle) and the candidate of a canary rollout, each file of
+# each under its bundle's <name>/<version> prefix, keyed "<bundle>/<file>". The candidate's
+# prefix must differ from the primary's: the same keys written twice would overwrite the model
+# the primary version serves.
 resource "aws_s3_object" "bundle" {
-  for_each = var.upload_model_bundle ? local.bundle_files : {}
+  for_each = local.bundle_objects
 
   bucket       = aws_s3_bucket.this.id
-  key          = "${local.model_key_prefix}/${each.key}"
-  source       = "${var.model_bundle_dir}/${each.key}"
-  content_type = each.value
+  key          = "${each.value.key_prefix}/${each.value.file}"
+  source       = "${each.value.dir}/${each.value.file}"
+  content_type = local.bundle_files[each.value.file]
   # With kms_key_id the provider cannot use etag for change detection; source_hash is the
   # content checksum Terraform compares instead.
-  source_hash            = filemd5("${var.model_bundle_dir}/${each.key}")
+  source_hash            = filemd5("${each.value.dir}/${each.value.file}")
   server_side_encryption = "aws:kms"
   kms_key_id             = local.kms_key_arn
   tags                   = var.tags
 
   lifecycle {
     precondition {
-      condition     = can(regex("^[A-Za-z0-9._-]+$", local.model_name)) && can(regex("^[A-Za-z0-9._-]+$", local.model_version))
-      error_message = "model.json name and version must be non-empty and use only letters, digits, '.', '_' and '-' (they become S3 key segments)."
+      condition     = can(regex("^[A-Za-z0-9._-]+$", each.value.name)) && can(regex("^[A-Za-z0-9._-]+$", each.value.version))
+      error_message = "The ${each.value.bundle} bundle's model.json name and version must be non-empty and use only letters, digits, '.', '_' and '-' (they become S3 key segments)."
     }
     precondition {
-      condition     = can(regex("^[0-9a-f]{64}$", local.model_sha256)) && (each.key != "model.tflite" || local.model_sha256 == filesha256("${var.model_bundle_dir}/model.tflite"))
-      error_message = "model.json sha256 does not match model.tflite: the bundle is inconsistent, rebuild it."
+      condition     = can(regex("^[0-9a-f]{64}$", each.value.sha256)) && (each.value.file != "model.tflite" || each.value.sha256 == filesha256("${each.value.dir}/model.tflite"))
+      error_message = "The ${each.value.bundle} bundle's model.json sha256 does not match its model.tflite: the bundle is inconsistent, rebuild it."
+    }
+    precondition {
+      condition     = each.value.bundle == "primary" || each.value.key_prefix != local.model_key_prefix
+      error_message = "The candidate bundle has the primary's name and version (${each.value.key_prefix}): give it another version in its model.json, or its upload would replace the primary's files."
     }
   }
 
@@ -316,38 +338,34 @@ resource "aws_s3_object" "bundle" {
   ]
 }
 
-# The candidate bundle of a canary rollout, uploaded exactly like the primary one. Its prefix
-# must differ from the primary's: two resources writing the same keys would overwrite the
-# model the primary version serves.
-resource "aws_s3_object" "candidate" {
-  for_each = local.has_candidate ? local.bundle_files : {}
+# The primary's objects were keyed by file name, and the candidate's were a resource of their
+# own (aws_s3_object.candidate): existing states keep their objects, nothing is uploaded again.
+moved {
+  from = aws_s3_object.bundle["model.tflite"]
+  to   = aws_s3_object.bundle["primary/model.tflite"]
+}
 
-  bucket                 = aws_s3_bucket.this.id
-  key                    = "${local.candidate_key_prefix}/${each.key}"
-  source                 = "${var.candidate_bundle_dir}/${each.key}"
-  content_type           = each.value
-  source_hash            = filemd5("${var.candidate_bundle_dir}/${each.key}")
-  server_side_encryption = "aws:kms"
-  kms_key_id             = local.kms_key_arn
-  tags                   = var.tags
+moved {
+  from = aws_s3_object.bundle["labels.txt"]
+  to   = aws_s3_object.bundle["primary/labels.txt"]
+}
 
-  lifecycle {
-    precondition {
-      condition     = can(regex("^[A-Za-z0-9._-]+$", local.candidate_name)) && can(regex("^[A-Za-z0-9._-]+$", local.candidate_version))
-      error_message = "The candidate's model.json name and version must be non-empty and use only letters, digits, '.', '_' and '-' (they become S3 key segments)."
-    }
-    precondition {
-      condition     = can(regex("^[0-9a-f]{64}$", local.candidate_sha256)) && (each.key != "model.tflite" || local.candidate_sha256 == filesha256("${var.candidate_bundle_dir}/model.tflite"))
-      error_message = "The candidate's model.json sha256 does not match its model.tflite: the candidate bundle is inconsistent, rebuild it."
-    }
-    precondition {
-      condition     = local.candidate_key_prefix != local.model_key_prefix
-      error_message = "The candidate bundle has the primary's name and version (${coalesce(local.candidate_key_prefix, "-")}): give it another version in its model.json, or its upload would replace the primary's files."
-    }
-  }
+moved {
+  from = aws_s3_object.bundle["model.json"]
+  to   = aws_s3_object.bundle["primary/model.json"]
+}
 
-  depends_on = [
-    aws_s3_bucket_server_side_encryption_configuration.this,
-    aws_s3_bucket_ownership_controls.this,
-  ]
+moved {
+  from = aws_s3_object.candidate["model.tflite"]
+  to   = aws_s3_object.bundle["candidate/model.tflite"]
+}
+
+moved {
+  from = aws_s3_object.candidate["labels.txt"]
+  to   = aws_s3_object.bundle["candidate/labels.txt"]
+}
+
+moved {
+  from = aws_s3_object.candidate["model.json"]
+  to   = aws_s3_object.bundle["candidate/model.json"]
 }

@@ -58,12 +58,12 @@ output "model_sha256" {
 
 output "model_object_keys" {
   description = "S3 keys of the uploaded bundle files, by file name."
-  value       = { for name, obj in aws_s3_object.bundle : name => obj.key }
+  value       = { for k, obj in aws_s3_object.bundle : trimprefix(k, "primary/") => obj.key if startswith(k, "primary/") }
 }
 
 output "model_object_version_ids" {
   description = "S3 version ids of the uploaded bundle files, by file name (change when a file changes)."
-  value       = { for name, obj in aws_s3_object.bundle : name => obj.version_id }
+  value       = { for k, obj in aws_s3_object.bundle : trimprefix(k, "primary/") => obj.version_id if startswith(k, "primary/") }
 }
 
 output "candidate" {
@@ -76,5 +76,5 @@ output "candidate" {
     sha256     = local.candidate_sha256
   } : null
   # A function version configured with this URI is published only once the files are there.
-  depends_on = [aws_s3_object.candidate]
+  depends_on = [aws_s3_object.bundle]
 }

@@ -130,19 +130,19 @@ run "defaults" {
     error_message = "CloudWatch Logs access must be limited to this account's log groups"
   }
   assert {
-    condition     = keys(aws_s3_object.bundle) == ["labels.txt", "model.json", "model.tflite"]
+    condition     = keys(aws_s3_object.bundle) == ["primary/labels.txt", "primary/model.json", "primary/model.tflite"]
     error_message = "the three bundle files must be uploaded"
   }
   assert {
-    condition     = aws_s3_object.bundle["model.tflite"].key == "models/fixture-model/3/model.tflite"
+    condition     = aws_s3_object.bundle["primary/model.tflite"].key == "models/fixture-model/3/model.tflite"
     error_message = "object keys must be <model_prefix>/<name>/<version>/<file> from model.json"
   }
   assert {
-    condition     = alltrue([for f, o in aws_s3_object.bundle : o.kms_key_id == aws_kms_key.this[0].arn && o.source_hash == filemd5("../../tests/terraform/fixtures/bundle/${f}") && o.etag != null])
+    condition     = alltrue([for f, o in aws_s3_object.bundle : o.kms_key_id == aws_kms_key.this[0].arn && o.source_hash == filemd5("../../tests/terraform/fixtures/bundle/${trimprefix(f, "primary/")}") && o.etag != null])
     error_message = "objects must be encrypted with the key and tracked with source_hash = filemd5"
   }
   assert {
-    condition     = aws_s3_object.bundle["model.json"].content_type == "application/json"
+    condition     = aws_s3_object.bundle["primary/model.json"].content_type == "application/json"
     error_message = "model.json must be served as application/json"
   }
   assert {
@@ -162,7 +162,7 @@ run "defaults" {
     error_message = "key outputs must describe the created key"
   }
   assert {
-    condition     = aws_s3_bucket.this.tags["Project"] == "inferstack-test" && aws_kms_key.this[0].tags["Project"] == "inferstack-test" && aws_s3_object.bundle["labels.txt"].tags["Project"] == "inferstack-test"
+    condition     = aws_s3_bucket.this.tags["Project"] == "inferstack-test" && aws_kms_key.this[0].tags["Project"] == "inferstack-test" && aws_s3_object.bundle["primary/labels.txt"].tags["Project"] == "inferstack-test"
     error_message = "tags must be applied to the key, the bucket and the objects"
   }
 }
@@ -371,7 +371,7 @@ run "no_candidate_by_default" {
   command = plan
 
   assert {
-    condition     = length(aws_s3_object.candidate) == 0 && output.candidate == null
+    condition     = keys(aws_s3_object.bundle) == ["primary/labels.txt", "primary/model.json", "primary/model.tflite"] && output.candidate == null
     error_message = "without candidate_bundle_dir nothing more is uploaded and the candidate output is null"
   }
 }
@@ -384,16 +384,24 @@ run "candidate_uploaded_beside_the_primary" {
   }
 
   assert {
-    condition     = keys(aws_s3_object.candidate) == ["labels.txt", "model.json", "model.tflite"] && aws_s3_object.candidate["model.tflite"].key == "models/fixture-model/4/model.tflite"
+    condition     = [for k in keys(aws_s3_object.bundle) : k if startswith(k, "candidate/")] == ["candidate/labels.txt", "candidate/model.json", "candidate/model.tflite"] && aws_s3_object.bundle["candidate/model.tflite"].key == "models/fixture-model/4/model.tflite"
     error_message = "the candidate's three files must go under <model_prefix>/<name>/<version>/ of its own model.json"
   }
   assert {
-    condition     = alltrue([for f, o in aws_s3_object.candidate : o.kms_key_id == aws_kms_key.this[0].arn && o.server_side_encryption == "aws:kms" && o.source_hash == filemd5("../../tests/terraform/fixtures/candidate_bundle/${f}")])
+    condition     = alltrue([for f, o in aws_s3_object.bundle : o.kms_key_id == aws_kms_key.this[0].arn && o.server_side_encryption == "aws:kms" && o.source_hash == filemd5("../../tests/terraform/fixtures/candidate_bundle/${trimprefix(f, "candidate/")}") if startswith(f, "candidate/")])
     error_message = "the candidate's objects must be encrypted with the key and tracked with source_hash"
   }
   assert {
-    condition     = aws_s3_object.bundle["model.tflite"].key == "models/fixture-model/3/model.tflite" && output.model_uri == "s3://test-stack-models-abc/models/fixture-model/3/"
+    condition     = aws_s3_object.bundle["primary/model.tflite"].key == "models/fixture-model/3/model.tflite" && output.model_uri == "s3://test-stack-models-abc/models/fixture-model/3/"
     error_message = "the primary bundle must stay where it was"
+  }
+  assert {
+    condition = output.model_object_keys == {
+      "labels.txt"   = "models/fixture-model/3/labels.txt"
+      "model.json"   = "models/fixture-model/3/model.json"
+      "model.tflite" = "models/fixture-model/3/model.tflite"
+    } && keys(output.model_object_version_ids) == ["labels.txt", "model.json", "model.tflite"]
+    error_message = "model_object_keys and model_object_version_ids name the primary bundle's files only, by file name"
   }
   assert {
     condition = output.candidate == {
@@ -414,7 +422,7 @@ run "candidate_with_the_primarys_version_is_refused" {
     candidate_bundle_dir = "../../tests/terraform/fixtures/bundle"
   }
 
-  expect_failures = [aws_s3_object.candidate]
+  expect_failures = [aws_s3_object.bundle]
 }
 
 run "inconsistent_candidate_is_refused" {
@@ -424,7 +432,7 @@ run "inconsistent_candidate_is_refused" {
     candidate_bundle_dir = "../../tests/terraform/fixtures/bad_candidate_bundle"
   }
 
-  expect_failures = [aws_s3_object.candidate]
+  expect_failures = [aws_s3_object.bundle]
 }
 
 run "candidate_dir_must_hold_a_bundle" {
