@@ -32,18 +32,21 @@ locals {
   candidate_sha256     = local.has_candidate ? lower(tostring(local.candidate_manifest.sha256)) : null
   candidate_key_prefix = local.has_candidate ? "${var.model_prefix}/${local.candidate_name}/${local.candidate_version}" : null
 
-  # What is uploaded: each file of the primary bundle and of the candidate, by "<bundle>/<file>".
+  # What is uploaded: each file of the primary bundle and of the candidate, keyed by its S3 key
+  # (see aws_s3_object.model for why not by bundle).
   bundles = merge(
     var.upload_model_bundle ? {
       primary = { dir = var.model_bundle_dir, key_prefix = local.model_key_prefix, name = local.model_name, version = local.model_version, sha256 = local.model_sha256 }
     } : {},
-    local.has_candidate ? {
+    # A candidate under the primary's prefix is refused by aws_s3_object.model's precondition
+    # (left out here, its keys would collide with the primary's before that could say why).
+    local.has_candidate && local.candidate_key_prefix != local.model_key_prefix ? {
       candidate = { dir = var.candidate_bundle_dir, key_prefix = local.candidate_key_prefix, name = local.candidate_name, version = local.candidate_version, sha256 = local.candidate_sha256 }
     } : {},
   )
   bundle_objects = {
     for pair in setproduct(keys(local.bundles), keys(local.bundle_files)) :
-    "${pair[0]}/${pair[1]}" => merge(local.bundles[pair[0]], { bundle = pair[0], file = pair[1] })
+    "${local.bundles[pair[0]].key_prefix}/${pair[1]}" => merge(local.bundles[pair[0]], { bundle = pair[0], file = pair[1] })
   }
 
   # Key policy statements for services that publish to this stack's encrypted topics and
@@ -300,14 +303,21 @@ resource "aws_s3_bucket_policy" "this" {
 ################################################################################
 
 # The primary bundle (upload_model_bundle) and the candidate of a canary rollout, each file of
-# each under its bundle's <name>/<version> prefix, keyed "<bundle>/<file>". The candidate's
-# prefix must differ from the primary's: the same keys written twice would overwrite the model
-# the primary version serves.
-resource "aws_s3_object" "bundle" {
+# each under its bundle's <name>/<version> prefix, keyed by that S3 key rather than by bundle:
+# - promoting the candidate (its folder becomes model_bundle_dir, the canary goes) keeps the
+#   very same instances, so nothing is re-created and nothing is deleted under the version
+#   that is about to serve alone;
+# - a key no longer wanted (the old primary's after a promotion or a new model, the
+#   candidate's after a rollback) leaves for_each, and Terraform deletes an instance only
+#   after updating what depended on it: the function's versions and its alias have moved away.
+# Keyed by bundle, a new version was a replacement (the object the alias still served deleted
+# first), and a promotion deleted, after the apply wrote them as the primary's, the keys the
+# candidate had written.
+resource "aws_s3_object" "model" {
   for_each = local.bundle_objects
 
   bucket       = aws_s3_bucket.this.id
-  key          = "${each.value.key_prefix}/${each.value.file}"
+  key          = each.key
   source       = "${each.value.dir}/${each.value.file}"
   content_type = local.bundle_files[each.value.file]
   # With kms_key_id the provider cannot use etag for change detection; source_hash is the
@@ -327,8 +337,10 @@ resource "aws_s3_object" "bundle" {
       error_message = "The ${each.value.bundle} bundle's model.json sha256 does not match its model.tflite: the bundle is inconsistent, rebuild it."
     }
     precondition {
-      condition     = each.value.bundle == "primary" || each.value.key_prefix != local.model_key_prefix
-      error_message = "The candidate bundle has the primary's name and version (${each.value.key_prefix}): give it another version in its model.json, or its upload would replace the primary's files."
+      # The same keys for both bundles would be one object: the candidate's files would
+      # replace the model the primary version serves.
+      condition     = !local.has_candidate || local.candidate_key_prefix != local.model_key_prefix
+      error_message = "The candidate bundle has the primary's name and version (${coalesce(local.candidate_key_prefix, "-")}): give it another version in its model.json, or its upload would replace the primary's files."
     }
   }
 
@@ -338,34 +350,21 @@ resource "aws_s3_object" "bundle" {
   ]
 }
 
-# The primary's objects were keyed by file name, and the candidate's were a resource of their
-# own (aws_s3_object.candidate): existing states keep their objects, nothing is uploaded again.
-moved {
-  from = aws_s3_object.bundle["model.tflite"]
-  to   = aws_s3_object.bundle["primary/model.tflite"]
+# States applied before the objects were keyed by S3 key held them as aws_s3_object.bundle
+# (the primary's, by file name) and aws_s3_object.candidate. moved blocks cannot map those
+# addresses to keys read from model.json, and letting Terraform destroy them would delete the
+# keys aws_s3_object.model writes: they are forgotten instead, and written again (same keys,
+# same content) by aws_s3_object.model.
+removed {
+  from = aws_s3_object.bundle
+  lifecycle {
+    destroy = false
+  }
 }
 
-moved {
-  from = aws_s3_object.bundle["labels.txt"]
-  to   = aws_s3_object.bundle["primary/labels.txt"]
-}
-
-moved {
-  from = aws_s3_object.bundle["model.json"]
-  to   = aws_s3_object.bundle["primary/model.json"]
-}
-
-moved {
-  from = aws_s3_object.candidate["model.tflite"]
-  to   = aws_s3_object.bundle["candidate/model.tflite"]
-}
-
-moved {
-  from = aws_s3_object.candidate["labels.txt"]
-  to   = aws_s3_object.bundle["candidate/labels.txt"]
-}
-
-moved {
-  from = aws_s3_object.candidate["model.json"]
-  to   = aws_s3_object.bundle["candidate/model.json"]
+removed {
+  from = aws_s3_object.candidate
+  lifecycle {
+    destroy = false
+  }
 }

@@ -33,7 +33,7 @@ output "model_uri" {
   value       = "s3://${aws_s3_bucket.this.id}/${local.model_key_prefix}/"
   # Whatever is configured with this URI (a function version, a job definition) is changed
   # only once the bundle's files are there.
-  depends_on = [aws_s3_object.bundle]
+  depends_on = [aws_s3_object.model]
 }
 
 output "model_prefix_arn" {
@@ -58,12 +58,12 @@ output "model_sha256" {
 
 output "model_object_keys" {
   description = "S3 keys of the uploaded bundle files, by file name."
-  value       = { for k, obj in aws_s3_object.bundle : trimprefix(k, "primary/") => obj.key if startswith(k, "primary/") }
+  value       = { for k, obj in aws_s3_object.model : local.bundle_objects[k].file => obj.key if local.bundle_objects[k].bundle == "primary" }
 }
 
 output "model_object_version_ids" {
   description = "S3 version ids of the uploaded bundle files, by file name (change when a file changes)."
-  value       = { for k, obj in aws_s3_object.bundle : trimprefix(k, "primary/") => obj.version_id if startswith(k, "primary/") }
+  value       = { for k, obj in aws_s3_object.model : local.bundle_objects[k].file => obj.version_id if local.bundle_objects[k].bundle == "primary" }
 }
 
 output "candidate" {
@@ -76,5 +76,10 @@ output "candidate" {
     sha256     = local.candidate_sha256
   } : null
   # A function version configured with this URI is published only once the files are there.
-  depends_on = [aws_s3_object.bundle]
+  depends_on = [aws_s3_object.model]
+}
+
+output "candidate_object_version_ids" {
+  description = "S3 version ids of the candidate bundle's files, by file name (empty without a candidate)."
+  value       = { for k, obj in aws_s3_object.model : local.bundle_objects[k].file => obj.version_id if local.bundle_objects[k].bundle == "candidate" }
 }

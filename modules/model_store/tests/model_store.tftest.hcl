@@ -130,19 +130,19 @@ run "defaults" {
     error_message = "CloudWatch Logs access must be limited to this account's log groups"
   }
   assert {
-    condition     = keys(aws_s3_object.bundle) == ["primary/labels.txt", "primary/model.json", "primary/model.tflite"]
+    condition     = keys(aws_s3_object.model) == ["models/fixture-model/3/labels.txt", "models/fixture-model/3/model.json", "models/fixture-model/3/model.tflite"]
     error_message = "the three bundle files must be uploaded"
   }
   assert {
-    condition     = aws_s3_object.bundle["primary/model.tflite"].key == "models/fixture-model/3/model.tflite"
+    condition     = aws_s3_object.model["models/fixture-model/3/model.tflite"].key == "models/fixture-model/3/model.tflite" && output.model_object_keys == { "labels.txt" = "models/fixture-model/3/labels.txt", "model.json" = "models/fixture-model/3/model.json", "model.tflite" = "models/fixture-model/3/model.tflite" }
     error_message = "object keys must be <model_prefix>/<name>/<version>/<file> from model.json"
   }
   assert {
-    condition     = alltrue([for f, o in aws_s3_object.bundle : o.kms_key_id == aws_kms_key.this[0].arn && o.source_hash == filemd5("../../tests/terraform/fixtures/bundle/${trimprefix(f, "primary/")}") && o.etag != null])
+    condition     = alltrue([for k, o in aws_s3_object.model : o.kms_key_id == aws_kms_key.this[0].arn && o.source_hash == filemd5("../../tests/terraform/fixtures/bundle/${basename(k)}") && o.etag != null])
     error_message = "objects must be encrypted with the key and tracked with source_hash = filemd5"
   }
   assert {
-    condition     = aws_s3_object.bundle["primary/model.json"].content_type == "application/json"
+    condition     = aws_s3_object.model["models/fixture-model/3/model.json"].content_type == "application/json"
     error_message = "model.json must be served as application/json"
   }
   assert {
@@ -162,7 +162,7 @@ run "defaults" {
     error_message = "key outputs must describe the created key"
   }
   assert {
-    condition     = aws_s3_bucket.this.tags["Project"] == "inferstack-test" && aws_kms_key.this[0].tags["Project"] == "inferstack-test" && aws_s3_object.bundle["primary/labels.txt"].tags["Project"] == "inferstack-test"
+    condition     = aws_s3_bucket.this.tags["Project"] == "inferstack-test" && aws_kms_key.this[0].tags["Project"] == "inferstack-test" && aws_s3_object.model["models/fixture-model/3/labels.txt"].tags["Project"] == "inferstack-test"
     error_message = "tags must be applied to the key, the bucket and the objects"
   }
 }
@@ -184,7 +184,7 @@ run "bring_your_own_key" {
     error_message = "the given key must encrypt the bucket"
   }
   assert {
-    condition     = alltrue([for o in aws_s3_object.bundle : o.kms_key_id == var.kms_key_arn])
+    condition     = alltrue([for o in aws_s3_object.model : o.kms_key_id == var.kms_key_arn])
     error_message = "the given key must encrypt the objects"
   }
   assert {
@@ -249,7 +249,7 @@ run "named_bucket_no_upload" {
     error_message = "bucket_name and force_destroy must be passed through"
   }
   assert {
-    condition     = length(aws_s3_object.bundle) == 0
+    condition     = length(aws_s3_object.model) == 0
     error_message = "nothing may be uploaded when upload_model_bundle is false"
   }
   assert {
@@ -283,7 +283,7 @@ run "bundle_checksum_mismatch_is_refused" {
     model_bundle_dir = "../../tests/terraform/fixtures/bad_bundle"
   }
 
-  expect_failures = [aws_s3_object.bundle]
+  expect_failures = [aws_s3_object.model]
 }
 
 run "invalid_name_prefix" {
@@ -371,7 +371,7 @@ run "no_candidate_by_default" {
   command = plan
 
   assert {
-    condition     = keys(aws_s3_object.bundle) == ["primary/labels.txt", "primary/model.json", "primary/model.tflite"] && output.candidate == null
+    condition     = keys(aws_s3_object.model) == ["models/fixture-model/3/labels.txt", "models/fixture-model/3/model.json", "models/fixture-model/3/model.tflite"] && output.candidate == null
     error_message = "without candidate_bundle_dir nothing more is uploaded and the candidate output is null"
   }
 }
@@ -384,15 +384,15 @@ run "candidate_uploaded_beside_the_primary" {
   }
 
   assert {
-    condition     = [for k in keys(aws_s3_object.bundle) : k if startswith(k, "candidate/")] == ["candidate/labels.txt", "candidate/model.json", "candidate/model.tflite"] && aws_s3_object.bundle["candidate/model.tflite"].key == "models/fixture-model/4/model.tflite"
+    condition     = [for k in keys(aws_s3_object.model) : k if startswith(k, "models/fixture-model/4/")] == ["models/fixture-model/4/labels.txt", "models/fixture-model/4/model.json", "models/fixture-model/4/model.tflite"] && aws_s3_object.model["models/fixture-model/4/model.tflite"].key == "models/fixture-model/4/model.tflite"
     error_message = "the candidate's three files must go under <model_prefix>/<name>/<version>/ of its own model.json"
   }
   assert {
-    condition     = alltrue([for f, o in aws_s3_object.bundle : o.kms_key_id == aws_kms_key.this[0].arn && o.server_side_encryption == "aws:kms" && o.source_hash == filemd5("../../tests/terraform/fixtures/candidate_bundle/${trimprefix(f, "candidate/")}") if startswith(f, "candidate/")])
+    condition     = alltrue([for k, o in aws_s3_object.model : o.kms_key_id == aws_kms_key.this[0].arn && o.server_side_encryption == "aws:kms" && o.source_hash == filemd5("../../tests/terraform/fixtures/candidate_bundle/${basename(k)}") if startswith(k, "models/fixture-model/4/")])
     error_message = "the candidate's objects must be encrypted with the key and tracked with source_hash"
   }
   assert {
-    condition     = aws_s3_object.bundle["primary/model.tflite"].key == "models/fixture-model/3/model.tflite" && output.model_uri == "s3://test-stack-models-abc/models/fixture-model/3/"
+    condition     = aws_s3_object.model["models/fixture-model/3/model.tflite"].key == "models/fixture-model/3/model.tflite" && output.model_object_keys == { "labels.txt" = "models/fixture-model/3/labels.txt", "model.json" = "models/fixture-model/3/model.json", "model.tflite" = "models/fixture-model/3/model.tflite" } && output.model_uri == "s3://test-stack-models-abc/models/fixture-model/3/"
     error_message = "the primary bundle must stay where it was"
   }
   assert {
@@ -422,7 +422,7 @@ run "candidate_with_the_primarys_version_is_refused" {
     candidate_bundle_dir = "../../tests/terraform/fixtures/bundle"
   }
 
-  expect_failures = [aws_s3_object.bundle]
+  expect_failures = [aws_s3_object.model]
 }
 
 run "inconsistent_candidate_is_refused" {
@@ -432,7 +432,7 @@ run "inconsistent_candidate_is_refused" {
     candidate_bundle_dir = "../../tests/terraform/fixtures/bad_candidate_bundle"
   }
 
-  expect_failures = [aws_s3_object.bundle]
+  expect_failures = [aws_s3_object.model]
 }
 
 run "candidate_dir_must_hold_a_bundle" {
@@ -441,4 +441,26 @@ run "candidate_dir_must_hold_a_bundle" {
     candidate_bundle_dir = "../../tests/terraform/fixtures"
   }
   expect_failures = [var.candidate_bundle_dir]
+}
+
+run "promotion_keeps_the_candidates_objects" {
+  # The candidate applied above becomes the primary and the canary goes. Its objects keep their
+  # addresses (keyed by S3 key) and are not replaced (a replaced object would be planned with
+  # an unknown version id); only the old primary's keys leave for_each, to be deleted once
+  # what depended on them has moved on.
+  command = plan
+
+  variables {
+    model_bundle_dir     = "../../tests/terraform/fixtures/candidate_bundle"
+    candidate_bundle_dir = null
+  }
+
+  assert {
+    condition     = output.model_object_version_ids == run.candidate_uploaded_beside_the_primary.candidate_object_version_ids && length(output.model_object_version_ids) == 3
+    error_message = "after a promotion the candidate's objects are the primary's, the same instances, not replaced"
+  }
+  assert {
+    condition     = output.model_uri == "s3://test-stack-models-abc/models/fixture-model/4/" && output.candidate == null && output.model_object_keys["model.tflite"] == "models/fixture-model/4/model.tflite"
+    error_message = "after a promotion the outputs name the promoted bundle"
+  }
 }

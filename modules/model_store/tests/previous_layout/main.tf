@@ -1,6 +1,6 @@
-# The model store's bundle objects as a state written before the primary and the
-# candidate bundle shared one resource holds them: the primary's objects keyed by file name,
-# the candidate's in aws_s3_object.candidate. Only moved.tftest.hcl uses it.
+# The model store's bundle objects as a state written before they were keyed by S3 key holds
+# them: the primary's keyed by file name, the candidate's in aws_s3_object.candidate. Only
+# upgrade.tftest.hcl uses it.
 
 terraform {
   required_providers {
@@ -41,10 +41,10 @@ resource "aws_s3_object" "candidate" {
   kms_key_id = var.kms_key_arn
 }
 
-output "version_ids" {
-  description = "Version ids of the objects by their address of then."
+output "keys" {
+  description = "S3 keys of the objects by their address of then."
   value = merge(
-    { for f, o in aws_s3_object.bundle : "bundle/${f}" => o.version_id },
-    { for f, o in aws_s3_object.candidate : "candidate/${f}" => o.version_id },
+    { for f, o in aws_s3_object.bundle : "bundle/${f}" => o.key },
+    { for f, o in aws_s3_object.candidate : "candidate/${f}" => o.key },
   )
 }

@@ -1,6 +1,7 @@
-# A state written before the primary and the candidate bundle shared aws_s3_object.bundle keeps
-# its objects: the moved blocks carry them to their new addresses, so nothing is replaced (a
-# replaced object would be planned with an unknown version id). The AWS provider is mocked.
+# A state written before the bundles' objects were keyed by S3 key (the primary's in
+# aws_s3_object.bundle by file name, the candidate's in aws_s3_object.candidate) upgrades in
+# one apply: the removed blocks forget the old instances instead of deleting their objects, and
+# aws_s3_object.model writes the very same keys again. The AWS provider is mocked.
 
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
@@ -43,16 +44,12 @@ run "previous_layout" {
   }
 }
 
-run "objects_move_to_their_new_addresses" {
+run "upgrade_writes_the_same_keys" {
   state_key = "moved"
   command   = plan
 
   assert {
-    condition = {
-      for k, o in aws_s3_object.bundle : k => o.version_id
-      } == {
-      for f, v in run.previous_layout.version_ids : replace(f, "bundle/", "primary/") => v
-    }
-    error_message = "each object of the previous state must be planned at its new address with its version id, not replaced"
+    condition     = sort(keys(aws_s3_object.model)) == sort(values(run.previous_layout.keys))
+    error_message = "the upgraded state must hold the objects of the previous one under the same S3 keys"
   }
 }
