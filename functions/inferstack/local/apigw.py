@@ -203,6 +203,9 @@ class LocalApiGateway:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle's algorithm on, the body waits
+            # for the client's delayed ACK of the headers (40 ms on Linux) on every request.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 gateway.handle(self)
