@@ -30,9 +30,11 @@ def skip_unless_terraform_is_configured() -> None:
 
 @contextlib.contextmanager
 def local_stack(state_dir: Path, **up_args: Any) -> Iterator[dict[str, Any]]:
-    """`inferstack local up` into state_dir; its endpoints; `down` whatever happens."""
+    """`inferstack local up` into state_dir; its endpoints; `down` whatever happens. The
+    emulator's, the runner's and the functions' logs stay in state_dir/logs (pytest keeps the
+    last three runs' temporary folders), for whoever reads a failure."""
     skip_unless_terraform_is_configured()
     try:
         yield stack.up(root=REPO, state_dir=state_dir, **up_args)
     finally:
-        stack.down(root=REPO, state_dir=state_dir, quiet=True)
+        stack.down(root=REPO, state_dir=state_dir, quiet=True, keep_logs=True)

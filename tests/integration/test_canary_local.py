@@ -31,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from inferstack.local import stack
 from inferstack.local.discovery import client
 from inferstack.local.iam import identities
 from local_stack_support import local_stack
-from metric_contract import emf_documents
+from metric_contract import emf_documents, emitted_metrics, unemitted, watched_metrics
 from PIL import Image
 
 pytestmark = pytest.mark.integration
@@ -116,16 +116,16 @@ def local(bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
         yield {"endpoints": endpoints, "paths": stack.Paths(REPO, state)}
 
 
-def apply_canary(local: dict, bundle: Path | None, weight: float = WEIGHT) -> float:
-    """terraform apply with `canary = { bundle_dir, weight }` (None: no canary); seconds."""
+def apply_rollout(
+    local: dict, primary: Path, canary: Path | None = None, weight: float = WEIGHT
+) -> float:
+    """terraform apply with `primary` as the model bundle and `canary = { bundle_dir, weight }`
+    (None: no canary); seconds."""
     endpoints = local["endpoints"]
-    canary = "null" if bundle is None else f'{{bundle_dir="{bundle}", weight={weight}}}'
+    spec = "null" if canary is None else f'{{bundle_dir="{canary}", weight={weight}}}'
     started = time.monotonic()
     stack.terraform_apply(
-        local["paths"],
-        endpoints["emulator_url"],
-        Path(endpoints["model_bundle_dir"]),
-        (f"-var=canary={canary}",),
+        local["paths"], endpoints["emulator_url"], primary, (f"-var=canary={spec}",)
     )
     return time.monotonic() - started
 
@@ -174,10 +174,10 @@ def _small_jpeg(seed: int) -> bytes:
 JPEGS = [_small_jpeg(i) for i in range(16)]
 
 
-def post(endpoints: dict[str, Any], i: int) -> dict[str, Any]:
+def post(endpoints: dict[str, Any], i: int, body: bytes | None = None) -> dict[str, Any]:
     request = urllib.request.Request(
         endpoints["api_url"],
-        data=JPEGS[i % len(JPEGS)],
+        data=JPEGS[i % len(JPEGS)] if body is None else body,
         headers={"Content-Type": "image/jpeg", "x-api-key": endpoints["api_key"]},
         method="POST",
     )
@@ -226,6 +226,75 @@ class SteadyLoad:
             thread.join(timeout=90)
 
 
+class BundleWatch:
+    """While a change is applied: every version the live alias routes to must find its model
+    bundle in S3. A version whose files are deleted while it still gets traffic fails on its
+    next cold start, which warm environments under a steady load would not reveal."""
+
+    def __init__(self, local: dict) -> None:
+        endpoints = local["endpoints"]
+        self._lambda = client("lambda", endpoints["emulator_url"], endpoints["region"])
+        self._s3 = client("s3", endpoints["emulator_url"], endpoints["region"])
+        self._function = predict_function(local)
+        self.missing: list[str] = []
+        self.checks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _routed(self) -> set[str]:
+        alias = self._lambda.get_alias(FunctionName=self._function, Name="live")
+        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        return {alias["FunctionVersion"], *(v for v, w in weights.items() if w > 0)}
+
+    def _check(self) -> None:
+        for version in sorted(self._routed()):
+            cfg = self._lambda.get_function_configuration(
+                FunctionName=self._function, Qualifier=version
+            )
+            bucket, _, prefix = cfg["Environment"]["Variables"]["MODEL_URI"][5:].partition("/")
+            for name in ("model.json", "model.tflite"):
+                try:
+                    self._s3.head_object(Bucket=bucket, Key=prefix + name)
+                except self._s3.exceptions.ClientError:
+                    if version in self._routed():  # not a read racing the alias' move
+                        self.missing.append(f"v{version}: s3://{bucket}/{prefix}{name}")
+        self.checks += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._check()
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> BundleWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._check()  # and once more on the state the change left
+
+
+def change_under_load(local: dict, what: str, apply: Callable[[], float]) -> dict[str, Any]:
+    """Apply a change while two clients post back to back and the bundles of the routed
+    versions are watched; no request may fail and no routed version may lose its bundle.
+    Returns the live alias after the change, once the runner routes as it says."""
+    with SteadyLoad(local["endpoints"]) as load, BundleWatch(local) as bundles:
+        seconds = apply()
+        alias = live_alias(local)
+        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        wait_for_runner(local, weights, alias["FunctionVersion"])
+    failed = [a for a in load.answers if a["status"] != 200]
+    print(
+        f"\n{what}: applied in {seconds:.0f} s under load, {len(load.answers)} requests served "
+        f"during the change, {len(failed)} failed; {bundles.checks} bundle checks",
+        flush=True,
+    )
+    assert load.answers and failed == [], failed[:3]
+    assert bundles.missing == [], bundles.missing
+    return alias
+
+
 def served_versions(local: dict) -> dict[str, str]:
     """Request id -> the version of the predict function whose environment served it, from
     the runner's log (`lambda <function>:<version>: <request id> took ...`)."""
@@ -267,19 +336,12 @@ def test_weight_0_3_splits_1000_requests_and_each_answer_names_its_version(
 ) -> None:
     endpoints = local["endpoints"]
     primary_version = live_alias(local)["FunctionVersion"]
-    # Applying the candidate under a steady load: no request may fail during the change.
-    with SteadyLoad(endpoints) as load:
-        seconds = apply_canary(local, bundles["candidate"])
-        alias = live_alias(local)
-        weights = alias["RoutingConfig"]["AdditionalVersionWeights"]
-        wait_for_runner(local, weights, primary_version)
-    failed = [a for a in load.answers if a["status"] != 200]
-    print(
-        f"\ncanary applied in {seconds:.0f} s under load: {len(load.answers)} requests served "
-        f"during the change, {len(failed)} failed",
-        flush=True,
+    alias = change_under_load(
+        local,
+        "candidate at weight 0.3",
+        lambda: apply_rollout(local, bundles["primary"], bundles["candidate"]),
     )
-    assert load.answers and failed == []
+    weights = alias["RoutingConfig"]["AdditionalVersionWeights"]
     assert alias["FunctionVersion"] == primary_version  # the alias did not move
     assert list(weights.values()) == [WEIGHT]
     (candidate_version,) = weights
@@ -310,13 +372,77 @@ def test_weight_0_3_splits_1000_requests_and_each_answer_names_its_version(
     assert set(served) == {primary_version, candidate_version}
     assert lo <= served[candidate_version] <= hi
 
+    # The candidate's alarms and the dashboard's canary row watch, by ModelSha256, metrics
+    # the two versions emitted: errors too (40 bodies that are not images reach both
+    # versions but with probability 0.7**40 + 0.3**40).
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        bad = list(pool.map(lambda i: post(endpoints, i, b"not an image"), range(40)))
+    assert {a["status"] for a in bad} == {400}
+    watchers = [
+        w
+        for w in watched_metrics(
+            client("cloudwatch", endpoints["emulator_url"], endpoints["region"])
+        )
+        if "ModelSha256" in dict(w.metric.dimensions)
+    ]
+    assert {w.kind for w in watchers} == {"alarm", "dashboard"}, watchers
+    assert unemitted(watchers, emitted_metrics(local["paths"].logs), "Inferstack") == []
+
+
+def test_weight_change_rollback_and_promotion_under_load_fail_no_request(
+    local: dict, bundles: dict[str, Path]
+) -> None:
+    alias = live_alias(local)
+    primary_version = alias["FunctionVersion"]
+    (candidate_version,) = alias["RoutingConfig"]["AdditionalVersionWeights"]
+    primary, candidate = bundles["primary"], bundles["candidate"]
+
+    alias = change_under_load(
+        local, "weight 0.3 -> 0.6", lambda: apply_rollout(local, primary, candidate, 0.6)
+    )
+    assert alias["FunctionVersion"] == primary_version
+    assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {candidate_version: 0.6}
+
+    # Rollback: weight 0 keeps the candidate published and sends it nothing.
+    alias = change_under_load(
+        local, "rollback (weight 0)", lambda: apply_rollout(local, primary, candidate, 0)
+    )
+    assert alias["FunctionVersion"] == primary_version
+    assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    assert models_answering(local, 50) == {model_header(primary)}
+
+    # Promotion: the candidate becomes the primary bundle and the canary goes, in one apply.
+    alias = change_under_load(local, "promotion", lambda: apply_rollout(local, candidate))
+    assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    promoted = version_environment(local, alias["FunctionVersion"])
+    assert promoted["MODEL_SHA256"] == _sha(candidate)
+    print(
+        f"\npromoted: live serves v{alias['FunctionVersion']} (the candidate was "
+        f"v{candidate_version})",
+        flush=True,
+    )
+    assert models_answering(local, 50) == {model_header(candidate)}
+
+
+def model_header(bundle: Path) -> str:
+    """The X-Inferstack-Model a bundle's answers carry: <name>/<version>/<sha256[:12]>."""
+    meta = json.loads((bundle / "model.json").read_text())
+    return f"{meta['name']}/{meta['version']}/{meta['sha256'][:12]}"
+
+
+def models_answering(local: dict, count: int) -> set[str]:
+    answers = send(local["endpoints"], count)
+    assert {a["status"] for a in answers} == {200}, answers[:3]
+    return {a["model"] for a in answers}
+
 
 def test_a_candidate_that_cannot_load_gets_503_and_the_primary_keeps_serving(
     local: dict, bundles: dict[str, Path]
 ) -> None:
     endpoints = local["endpoints"]
     primary_version = live_alias(local)["FunctionVersion"]
-    seconds = apply_canary(local, bundles["broken"])
+    # The candidate promoted by the test before is the primary now.
+    seconds = apply_rollout(local, bundles["candidate"], bundles["broken"])
     alias = live_alias(local)
     assert alias["FunctionVersion"] == primary_version
     weights = alias["RoutingConfig"]["AdditionalVersionWeights"]
