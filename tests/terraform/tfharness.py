@@ -85,18 +85,21 @@ def run_tf(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) 
 
 
 class Terraform:
-    """The session's terraform work: init once per directory, validate and test jobs run two
-    at a time in the background (these machines have 2 CPUs), each test waits for its job.
+    """The session's terraform work: init once per directory, validate and test jobs run in
+    the background (`workers` at a time; these machines have 2 CPUs), each test waits for its
+    job. Directories not in `configs` are validated when asked.
 
     The first init runs alone because it fills the shared plugin cache, which concurrent
     inits could race on; later inits only link from it.
     """
 
-    def __init__(self, env: dict[str, str], configs: list[Path], tested: list[Path]) -> None:
+    def __init__(
+        self, env: dict[str, str], configs: list[Path], tested: list[Path], workers: int = 2
+    ) -> None:
         self.env = env
         self._inits: dict[Path, Result] = {}
         self._init_locks = {path: threading.Lock() for path in configs}
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="terraform")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="terraform")
         if configs:
             self.init(configs[0])
         # The slowest jobs (terraform test) first, so the quick ones fill the gaps.
@@ -117,6 +120,8 @@ class Terraform:
         return run_tf([command, "-no-color"], path, self.env, timeout=900)
 
     def validate(self, path: Path) -> Result:
+        if path not in self._validations:
+            self._validations[path] = self._pool.submit(self._after_init, path, "validate")
         return self._validations[path].result()
 
     def test(self, module: Path) -> Result:
