@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from inferstack.local.iam import BOOTSTRAP_CALLS, FAKE_CREDENTIALS, Identities, bootstrap
-from inferstack.local.process import stop_process
+from inferstack.local.process import stop_child
 
 # moto's service config, posted before anything is created (contract: before the apply).
 # Lambda and Batch code never runs inside moto; the local runner runs it.
@@ -144,11 +144,8 @@ class Emulator:
         raise EmulatorError(f"moto server not healthy on {self.url} after {timeout:.0f}s")
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process.pid, group=True, grace=5.0)
-            with contextlib.suppress(Exception):
-                self.process.wait(timeout=5)
-            self.process = None
+        stop_child(self.process, grace=5.0)
+        self.process = None
         self._restore_signals()
 
     # cleanup on interpreter exit and on SIGINT/SIGTERM ---------------------------------

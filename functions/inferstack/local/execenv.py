@@ -35,7 +35,7 @@ from typing import Any
 
 from inferstack.local.discovery import FunctionConfig
 from inferstack.local.iam import role_environment
-from inferstack.local.process import stop_process
+from inferstack.local.process import stop_child
 
 _HEADER = struct.Struct(">I")
 
@@ -219,11 +219,8 @@ class BaseEnvironment(ABC):
 
     def _stop_process(self) -> None:
         """Stop the process and its group (SIGTERM, then SIGKILL after 2 s)."""
-        if self.process is not None:
-            stop_process(self.process.pid, group=True, grace=2.0)
-            with contextlib.suppress(Exception):
-                self.process.wait(timeout=2)
-            self.process = None
+        stop_child(self.process, grace=2.0)
+        self.process = None
 
     @abstractmethod
     def invoke(self, event: Any, *, request_id: str | None = None) -> InvokeResult:

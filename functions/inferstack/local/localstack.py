@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from inferstack.local.emulator import free_port
-from inferstack.local.process import stop_process
+from inferstack.local.process import stop_child
 
 LOCALSTACK_VERSION = "4.9.2"
 # Versions that localstack-core 4.9.2 needs but does not pin tightly enough.
@@ -109,12 +109,9 @@ class LocalStack:
         raise RuntimeError(f"LocalStack not ready after {timeout:.0f}s")
 
     def stop(self) -> None:
-        if self.process is not None:
-            # It sometimes hangs on SIGTERM: SIGKILL after a few seconds.
-            stop_process(self.process.pid, group=True, grace=5.0)
-            with contextlib.suppress(Exception):
-                self.process.wait(timeout=5)
-            self.process = None
+        # It sometimes hangs on SIGTERM: SIGKILL after a few seconds.
+        stop_child(self.process, grace=5.0)
+        self.process = None
 
     def __enter__(self) -> LocalStack:
         return self.start() if self.process is None else self

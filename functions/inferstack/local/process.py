@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 
 
@@ -51,3 +52,13 @@ def stop_process(pid: int, *, group: bool = False, grace: float = 5.0) -> None:
     deadline = time.monotonic() + 2
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def stop_child(process: subprocess.Popen[bytes] | None, *, grace: float) -> None:
+    """Stop a child started with start_new_session=True and its group (stop_process), then
+    reap it so that it leaves no zombie."""
+    if process is None:
+        return
+    stop_process(process.pid, group=True, grace=grace)
+    with contextlib.suppress(Exception):
+        process.wait(timeout=grace)
