@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from inferstack.local import stack
 from inferstack.local.process import pid_alive
 
@@ -55,3 +56,18 @@ def test_endpoints_point_at_the_runner_and_the_emulator(tmp_path: Path) -> None:
     assert endpoints["aws_api_url"] == outputs["api_url"]
     assert json.loads(paths.endpoints.read_text()) == endpoints
     assert {"region", "data_bucket", "model_bucket"} <= set(endpoints)
+
+
+def test_a_failed_session_keeps_the_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = stack.Paths(tmp_path)
+
+    def failing_up(**kwargs: object) -> dict:
+        paths.logs.mkdir(parents=True)
+        (paths.logs / "emulator.log").write_text("what went wrong\n")
+        raise stack.LocalStackError("terraform apply failed")
+
+    monkeypatch.setattr(stack, "up", failing_up)
+    with pytest.raises(stack.LocalStackError), stack.stack_session(root=tmp_path):
+        raise AssertionError("not reached")
+    assert (paths.logs / "emulator.log").read_text() == "what went wrong\n"
+    assert sorted(p.name for p in paths.state.iterdir()) == ["logs"]

@@ -467,13 +467,18 @@ def stack_session(*, root: Path = REPO_ROOT, model_dir: Path | None = None, keep
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    failed = True
     try:
         yield up(root=root, model_dir=model_dir)
+        failed = False
     finally:
         if keep:
             say("KEEP: the stack stays up; `make down` (or `inferstack local down`) stops it")
         else:
-            down(root=root)
+            # After a failure the logs stay, for whoever reads why.
+            down(root=root, keep_logs=failed)
+            if failed:
+                say(f"the logs stay in {paths.logs}")
         signal.signal(signal.SIGTERM, previous)
 
 
