@@ -46,7 +46,9 @@ locals {
   )
   bundle_objects = {
     for pair in setproduct(keys(local.bundles), keys(local.bundle_files)) :
-    "${local.bundles[pair[0]].key_prefix}/${pair[1]}" => merge(local.bundles[pair[0]], { bundle = pair[0], file = pair[1] })
+    "${local.bundles[pair[0]].key_prefix}/${pair[1]}" => merge(local.bundles[pair[0]], {
+      bundle = pair[0], file = pair[1], source = "${local.bundles[pair[0]].dir}/${pair[1]}"
+    })
   }
 
   # Key policy statements for services that publish to this stack's encrypted topics and
@@ -318,11 +320,11 @@ resource "aws_s3_object" "model" {
 
   bucket       = aws_s3_bucket.this.id
   key          = each.key
-  source       = "${each.value.dir}/${each.value.file}"
+  source       = each.value.source
   content_type = local.bundle_files[each.value.file]
   # With kms_key_id the provider cannot use etag for change detection; source_hash is the
   # content checksum Terraform compares instead.
-  source_hash            = filemd5("${each.value.dir}/${each.value.file}")
+  source_hash            = filemd5(each.value.source)
   server_side_encryption = "aws:kms"
   kms_key_id             = local.kms_key_arn
   tags                   = var.tags
@@ -333,7 +335,7 @@ resource "aws_s3_object" "model" {
       error_message = "The ${each.value.bundle} bundle's model.json name and version must be non-empty and use only letters, digits, '.', '_' and '-' (they become S3 key segments)."
     }
     precondition {
-      condition     = can(regex("^[0-9a-f]{64}$", each.value.sha256)) && (each.value.file != "model.tflite" || each.value.sha256 == filesha256("${each.value.dir}/model.tflite"))
+      condition     = can(regex("^[0-9a-f]{64}$", each.value.sha256)) && (each.value.file != "model.tflite" || each.value.sha256 == filesha256(each.value.source))
       error_message = "The ${each.value.bundle} bundle's model.json sha256 does not match its model.tflite: the bundle is inconsistent, rebuild it."
     }
     precondition {

@@ -429,7 +429,9 @@ locals {
   ] : w if local.has_batch]
 
   # A canary rollout: the primary and the candidate model side by side, from the series the
-  # function emits by ModelSha256 (the same dimensions the canary alarms watch).
+  # function emits by ModelSha256 (the same dimensions the canary alarms watch), written as a
+  # graph's metric array wants them: name, value, name, value.
+  canary_metric_dims = { for role, dims in local.canary_dims : role => flatten([for k, v in dims : [k, v]]) }
   canary_widgets = [for w in [
     {
       type = "metric", width = 6, height = 6
@@ -437,7 +439,7 @@ locals {
         title = "Canary: answers by model", region = local.region, view = "timeSeries", period = local.period, stat = "Sum"
         metrics = [
           for pair in setproduct(keys(local.canary_dims), [local.rt.predictions, local.rt.errors]) :
-          concat([local.ns, pair[1]], flatten([for k, v in local.canary_dims[pair[0]] : [k, v]]), [{ label = "${pair[0]} ${pair[1]}" }])
+          concat([local.ns, pair[1]], local.canary_metric_dims[pair[0]], [{ label = "${pair[0]} ${pair[1]}" }])
         ]
       }
     },
@@ -450,7 +452,7 @@ locals {
             expression = "100 * FILL(${role}_e, 0) / MAX([FILL(${role}_e, 0) + FILL(${role}_p, 0), 1])", label = "${role} error rate", id = "${role}_rate"
           }]],
           [for pair in setproduct(keys(local.canary_dims), ["e", "p"]) :
-            concat([local.ns, pair[1] == "e" ? local.rt.errors : local.rt.predictions], flatten([for k, v in local.canary_dims[pair[0]] : [k, v]]), [{ id = "${pair[0]}_${pair[1]}", visible = false }])
+            concat([local.ns, pair[1] == "e" ? local.rt.errors : local.rt.predictions], local.canary_metric_dims[pair[0]], [{ id = "${pair[0]}_${pair[1]}", visible = false }])
           ],
         )
       }
@@ -461,7 +463,7 @@ locals {
         title = "Canary: total latency by model (ms)", region = local.region, view = "timeSeries", period = local.period
         metrics = [
           for pair in setproduct(keys(local.canary_dims), ["p50", "p99"]) :
-          concat([local.ns, local.rt.total_latency], flatten([for k, v in local.canary_dims[pair[0]] : [k, v]]), [{ stat = pair[1], label = "${pair[0]} ${pair[1]}" }])
+          concat([local.ns, local.rt.total_latency], local.canary_metric_dims[pair[0]], [{ stat = pair[1], label = "${pair[0]} ${pair[1]}" }])
         ]
       }
     },
@@ -471,7 +473,7 @@ locals {
         title = "Canary: top-1 probability by model", region = local.region, view = "timeSeries", period = local.period
         metrics = [
           for pair in setproduct(keys(local.canary_dims), ["Average", "p10"]) :
-          concat([local.ns, local.rt.top_probability], flatten([for k, v in local.canary_dims[pair[0]] : [k, v]]), [{ stat = pair[1], label = "${pair[0]} ${lower(pair[1])}" }])
+          concat([local.ns, local.rt.top_probability], local.canary_metric_dims[pair[0]], [{ stat = pair[1], label = "${pair[0]} ${lower(pair[1])}" }])
         ]
       }
     },
