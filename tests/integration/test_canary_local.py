@@ -136,6 +136,11 @@ def live_alias(local: dict) -> dict[str, Any]:
     return lam.get_alias(FunctionName=predict_function(local), Name="live")
 
 
+def alias_weights(alias: dict[str, Any]) -> dict[str, float]:
+    """The additional versions an alias routes to, with their weights ({} without routing)."""
+    return (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+
+
 def predict_function(local: dict) -> str:
     return str(local["endpoints"]["predict_function_name"])
 
@@ -243,7 +248,7 @@ class BundleWatch:
 
     def _routed(self) -> set[str]:
         alias = self._lambda.get_alias(FunctionName=self._function, Name="live")
-        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        weights = alias_weights(alias)
         return {alias["FunctionVersion"], *(v for v, w in weights.items() if w > 0)}
 
     def _check(self) -> None:
@@ -282,7 +287,7 @@ def change_under_load(local: dict, what: str, apply: Callable[[], float]) -> dic
     with SteadyLoad(local["endpoints"]) as load, BundleWatch(local) as bundles:
         seconds = apply()
         alias = live_alias(local)
-        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        weights = alias_weights(alias)
         wait_for_runner(local, weights, alias["FunctionVersion"])
     failed = [a for a in load.answers if a["status"] != 200]
     print(
@@ -355,8 +360,7 @@ def test_weight_0_3_splits_1000_requests_and_each_answer_names_its_version(
     for version, bundle in ((primary_version, "primary"), (candidate_version, "candidate")):
         env = version_environment(local, version)
         assert env["MODEL_SHA256"] == _sha(bundles[bundle])
-        meta = json.loads((bundles[bundle] / "model.json").read_text())
-        expected[version] = f"{meta['name']}/{meta['version']}/{env['MODEL_SHA256'][:12]}"
+        expected[version] = model_header(bundles[bundle])
     served = Counter(by_id[a["request_id"]] for a in answers)
     for answer in answers:
         version = by_id[answer["request_id"]]
@@ -408,12 +412,12 @@ def test_weight_change_rollback_and_promotion_under_load_fail_no_request(
         local, "rollback (weight 0)", lambda: apply_rollout(local, primary, candidate, 0)
     )
     assert alias["FunctionVersion"] == primary_version
-    assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    assert alias_weights(alias) == {}
     assert models_answering(local, 50) == {model_header(primary)}
 
     # Promotion: the candidate becomes the primary bundle and the canary goes, in one apply.
     alias = change_under_load(local, "promotion", lambda: apply_rollout(local, candidate))
-    assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    assert alias_weights(alias) == {}
     promoted = version_environment(local, alias["FunctionVersion"])
     assert promoted["MODEL_SHA256"] == _sha(candidate)
     print(
